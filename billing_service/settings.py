@@ -1,0 +1,305 @@
+"""Settings, read from the environment (see the table in README.md).
+
+With nothing set, the service runs on embedded defaults: SQLite, a local-memory cache and
+kombu's filesystem broker, so that `make run` needs no PostgreSQL, Redis or RabbitMQ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from billing_service.cache_config import redis_cache
+from billing_service.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_required,
+    env_str,
+    env_url,
+)
+from billing_service.logging import build_logging_config
+
+# ModelAdmin[Project], QuerySet[App] and friends in annotations evaluated at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
+
+DJANGO_ENV = env_choice("DJANGO_ENV", "development", ("development", "test", "production"))
+IS_PRODUCTION = DJANGO_ENV == "production"
+IS_TEST = DJANGO_ENV == "test"
+
+# --- core -------------------------------------------------------------------------------------
+if IS_PRODUCTION:
+    SECRET_KEY = env_required("SECRET_KEY")
+    DEBUG = env_bool("DJANGO_DEBUG", False)
+    if DEBUG:
+        raise ImproperlyConfigured("DJANGO_DEBUG must not be on when DJANGO_ENV=production")
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production")
+else:
+    SECRET_KEY = env_str("SECRET_KEY", "dev-only-secret-key-not-for-production-0123456789abcdef") or ""
+    DEBUG = env_bool("DJANGO_DEBUG", DJANGO_ENV == "development")
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+# API keys are stored as an HMAC keyed with this pepper. It is separate from SECRET_KEY so that
+# rotating SECRET_KEY (sessions, CSRF) does not invalidate every micro-app's key.
+API_KEY_PEPPER = env_str("API_KEY_PEPPER", SECRET_KEY) or SECRET_KEY
+
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_prometheus",
+    "django_celery_beat",
+    "djstripe",
+    "apps.common",
+    "apps.projects",
+    "apps.catalog",
+    "apps.checkout",
+    "apps.entitlements",
+    "apps.webhooks",
+    "apps.reconciliation",
+    "apps.recovery",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apps.common.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.common.middleware.ApiErrorMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "billing_service.urls"
+WSGI_APPLICATION = "billing_service.wsgi.application"
+ASGI_APPLICATION = "billing_service.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database ---------------------------------------------------------------------------------
+DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
+# django-prometheus wraps the real backends so that query counts and latencies are exported.
+_PROMETHEUS_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+if DATABASE_URL:
+    _db: dict[str, Any] = dict(
+        dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        )
+    )
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+        # The web server, the worker and beat share one SQLite file in `make run`: WAL lets readers
+        # run beside a writer, IMMEDIATE takes the write lock up front instead of failing mid-transaction.
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+_db["ENGINE"] = _PROMETHEUS_ENGINES.get(_db["ENGINE"], _db["ENGINE"])
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache ------------------------------------------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES: dict[str, Any] = {
+        "default": redis_cache(
+            REDIS_URL,
+            socket_timeout=env_float("REDIS_SOCKET_TIMEOUT", 0.25, minimum=0.01),
+            key_prefix=env_str("CACHE_KEY_PREFIX", "billing") or "billing",
+        )
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "billing.cache"
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache",
+            "LOCATION": "billing-service",
+        }
+    }
+
+# --- auth, i18n, static -------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if IS_TEST:
+    # Hashing admin passwords is not what the tests measure.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")) or VAR_DIR / "static")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+if not IS_PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if IS_PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- security (production) ---------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if IS_PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Probes and Prometheus scrape over plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^healthz$", r"^live$", r"^ready$", r"^metrics$"]
+    if env_bool("BEHIND_TLS_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- REST framework and OpenAPI ----------------------------------------------------------------
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min") or "1200/min"
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300, minimum=1)
+API_KEY_TOUCH_SECONDS = env_int("API_KEY_TOUCH_SECONDS", 300, minimum=1)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.projects.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.projects.permissions.IsApiClient"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.projects.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": API_RATE_LIMIT},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "apps.common.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.common.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Billing & Entitlements API",
+    "DESCRIPTION": (
+        "The service internal micro-apps call instead of integrating Stripe. "
+        "Authenticate every /api/v1/ call with the `X-API-Key` header. "
+        "Money is an integer in minor units plus a lower-case ISO currency."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# --- Celery -------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem"))
+BROKER_CONFIGURED = CELERY_BROKER_URL is not None
+if CELERY_BROKER_URL is None:
+    # The embedded broker: kombu's filesystem transport works across processes on one machine.
+    _broker_dir = VAR_DIR / "celery-broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # With acks_late on Redis, an unacked task is redelivered after this many seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0, minimum=0.1)
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Stripe (dj-stripe) -------------------------------------------------------------------------
+STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2026-08-26.dahlia") or ""
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+# dj-stripe reads its key from these; the gateway resolves keys per project (later issues).
+if STRIPE_SECRET_KEY and STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_")):
+    STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY
+elif STRIPE_SECRET_KEY:
+    STRIPE_TEST_SECRET_KEY = STRIPE_SECRET_KEY
+# Another Stripe API server (the offline sandbox). dj-stripe applies it to the SDK when the setting
+# exists at all, and warns if it exists outside DEBUG, so it is only defined when given.
+_stripe_api_host = env_url("STRIPE_API_HOST", ("http", "https"))
+if _stripe_api_host:
+    STRIPE_API_HOST = _stripe_api_host
+STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_USE_NATIVE_JSONFIELD = True
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+
+# --- logging ------------------------------------------------------------------------------------
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if IS_PRODUCTION else "console", ("json", "console"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = build_logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# --- demo ---------------------------------------------------------------------------------------
+DEMO_API_KEY = env_str("DEMO_API_KEY", "bk_demo0000_local-demo-key-do-not-use-in-production") or ""

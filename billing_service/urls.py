@@ -1,0 +1,42 @@
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path
+from django.views.defaults import page_not_found
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.common import health
+from apps.common.metrics import metrics_view
+
+urlpatterns = [
+    path("health", health.health, name="health"),
+    path("healthz", health.health, name="healthz"),
+    path("live", health.health, name="live"),
+    path("ready", health.ready, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
+    path("api/v1/observability/prometheus", metrics_view, name="metrics-alias"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/v1/", include("apps.projects.urls")),
+    path("admin/", admin.site.urls),
+]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return JsonResponse({"detail": "Bad request."}, status=400)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(
+        {"detail": "Internal server error.", "request_id": getattr(request, "request_id", "")}, status=500
+    )
+
+
+handler404 = not_found
+handler400 = bad_request
+handler500 = server_error
