@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from apps.common.models import Heartbeat
+
+
+@shared_task(name="common.scheduler_heartbeat")
+def scheduler_heartbeat() -> None:
+    """Beat sends this; the worker running it proves both are alive."""
+    Heartbeat.objects.update_or_create(name="worker", defaults={"last_seen_at": timezone.now()})
