@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import structlog
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from apps.projects.selectors import ApiClient, api_client_resolve
+
+HEADER = "X-API-Key"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """Authenticates `X-API-Key: bk_...` to an ApiClient (request.user and request.auth)."""
+
+    def authenticate(self, request: Request) -> tuple[ApiClient, ApiClient]:
+        raw = request.headers.get(HEADER)
+        if not raw:
+            raise exceptions.NotAuthenticated(f"Missing {HEADER} header.")
+        client = api_client_resolve(raw.strip())
+        if client is None:
+            raise exceptions.AuthenticationFailed("Invalid, revoked or inactive API key.")
+        structlog.contextvars.bind_contextvars(app_id=client.app_id, project_id=client.project_id)
+        return client, client
+
+    def authenticate_header(self, request: Request) -> str:
+        # Returning a value makes DRF answer 401 rather than 403 for missing credentials.
+        return HEADER
