@@ -157,8 +157,9 @@ if REDIS_URL:
             key_prefix=env_str("CACHE_KEY_PREFIX", "billing") or "billing",
         )
     }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-    DJANGO_REDIS_LOGGER = "billing.cache"
+    # Not logged per call: with Redis down that would be several tracebacks per request. /ready
+    # names the failure and django_cache_get_fail_total counts it.
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 else:
     CACHES = {
         "default": {
@@ -216,7 +217,9 @@ if IS_PRODUCTION:
 
 # --- REST framework and OpenAPI ----------------------------------------------------------------
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min") or "1200/min"
-API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300, minimum=1)
+# A local-memory cache is private to each process, so a revoke from the CLI (another process) can
+# only be seen when the entry expires: keep that short unless Redis is shared by every process.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 300 if REDIS_URL else 5, minimum=1)
 API_KEY_TOUCH_SECONDS = env_int("API_KEY_TOUCH_SECONDS", 300, minimum=1)
 
 REST_FRAMEWORK = {

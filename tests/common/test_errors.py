@@ -104,3 +104,10 @@ def test_every_log_line_of_a_request_carries_its_request_id_in_json(alice: Tenan
     failure = next(r for r in records if r["event"] == "unhandled_exception")
     assert "RuntimeError" in failure["exception"]  # the traceback goes to the log, not the caller
     assert response["X-Request-ID"] == "trace-abc-123"
+
+
+def test_an_unknown_api_path_is_json_even_with_debug_on(client: Client, settings: object) -> None:
+    settings.DEBUG = True  # type: ignore[attr-defined]
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

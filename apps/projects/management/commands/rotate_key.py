@@ -25,5 +25,7 @@ class Command(BaseCommand):
         self.stdout.write(f"API key (shown once, store it now): {raw}")
         if revoked:
             self.stdout.write(f"revoked: {', '.join(revoked)}")
+        elif options["revoke_old"]:
+            self.stdout.write("there were no other live keys to revoke")
         else:
             self.stdout.write("old keys are still live; revoke them with revoke_key once callers have switched")
