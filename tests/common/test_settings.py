@@ -83,3 +83,16 @@ def test_env_helpers_read_good_values_and_defaults(monkeypatch: pytest.MonkeyPat
     assert env_bool("X_UNSET_FLAG", True) is True
     assert env_list("X_LIST", []) == ["a", "b", "c"]
     assert env_int("X_UNSET_NUM", 7) == 7
+
+
+@pytest.mark.django_db
+def test_ci_runs_on_postgresql_and_redis() -> None:
+    """In CI the suite must hit the real services; elsewhere this states which ones it used."""
+    from django.conf import settings
+    from django.db import connection
+
+    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        assert connection.vendor == ("postgresql" if settings.DATABASE_URL else "sqlite")
+        return
+    assert connection.vendor == "postgresql"
+    assert settings.CACHES["default"]["BACKEND"].endswith("redis.RedisCache")

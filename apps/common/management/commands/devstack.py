@@ -66,6 +66,7 @@ class Command(BaseCommand):
                 "8",
                 "--graceful-timeout",
                 "5",
+                "--no-control-socket",  # it would be written under $HOME; nothing here uses it
             ],
             "worker": [python, "-m", "celery", "-A", "billing_service", "worker", "-l", "INFO", "--concurrency", "2"],
             "beat": [
@@ -85,7 +86,17 @@ class Command(BaseCommand):
 
     def _run(self, commands: dict[str, list[str]], base_url: str) -> None:
         children: dict[str, subprocess.Popen[bytes]] = {}
-        exit_code = 0
+        stop_requested = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stop_requested
+            stop_requested = True
+
+        # Ctrl-C reaches every process of the terminal's group at once; the children stop
+        # themselves, and the handler makes sure their exit is not mistaken for a crash.
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        failed: str | None = None
         try:
             for name, argv in commands.items():
                 children[name] = subprocess.Popen(argv)  # noqa: S603 - our own fixed argv
@@ -94,20 +105,17 @@ class Command(BaseCommand):
                     f"Running: {', '.join(children)}. Service at {base_url}, admin {base_url}/admin/. Ctrl-C stops all."
                 )
             )
-            while True:
-                for name, child in children.items():
-                    code = child.poll()
-                    if code is not None:
-                        self.stderr.write(f"{name} exited with code {code}; stopping the others")
-                        exit_code = code or 1
-                        raise SystemExit(exit_code)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            self.stdout.write("Ctrl-C: stopping…")
+            while not stop_requested and failed is None:
+                time.sleep(0.2)
+                failed = next((name for name, child in children.items() if child.poll() is not None), None)
+            if stop_requested:
+                self.stdout.write("Stopping…")
+            elif failed is not None:
+                self.stderr.write(f"{failed} exited with code {children[failed].returncode}; stopping the others")
         finally:
             self._stop(children)
-        if exit_code:
-            raise SystemExit(exit_code)
+        if failed is not None and not stop_requested:
+            raise SystemExit(children[failed].returncode or 1)
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
         for child in children.values():
