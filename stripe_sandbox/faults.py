@@ -1,0 +1,114 @@
+"""Fault injection: make chosen endpoints answer 429/500 or slowly.
+
+A fault answers *before* the handler runs, so the write is not applied and a retry with
+the same Idempotency-Key creates exactly one object. ``after_apply`` faults run the handler
+(and record its response under the Idempotency-Key) and then answer 500, which proves that
+an idempotent retry does not duplicate a write whose response was lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .errors import invalid
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class FaultRule:
+    id: int
+    path_prefix: str
+    method: str | None
+    status: int | None
+    count: int | None
+    rate: float | None
+    retry_after: int | None
+    delay_ms: int
+    after_apply: bool
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return path.startswith(self.path_prefix) and (self.method is None or self.method == method)
+
+    def response(self) -> web.Response:
+        status = self.status or 500
+        headers: dict[str, str] = {}
+        error: dict[str, str | None]
+        if status == 429:
+            error = {
+                "type": "invalid_request_error",
+                "code": "rate_limit",
+                "message": "Too many requests (sandbox fault).",
+            }
+            if self.retry_after is not None:
+                headers["Retry-After"] = str(self.retry_after)
+        elif status >= 500:
+            error = {"type": "api_error", "code": None, "message": "An error occurred (sandbox fault)."}
+        else:
+            error = {"type": "invalid_request_error", "code": None, "message": "Sandbox fault."}
+        error["param"] = None
+        return web.Response(
+            status=status, text=json.dumps({"error": error}), content_type="application/json", headers=headers
+        )
+
+
+class FaultRegistry:
+    def __init__(self) -> None:
+        self.rules: list[FaultRule] = []
+
+    def add(self, spec: dict[str, Any]) -> FaultRule:
+        allowed = {"path_prefix", "method", "status", "count", "rate", "retry_after", "delay_ms", "after_apply"}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise invalid(f"Unknown fault fields: {sorted(unknown)}")
+        status = spec.get("status")
+        delay_ms = int(spec.get("delay_ms") or 0)
+        if status is None and delay_ms == 0:
+            raise invalid("A fault needs a status or a delay_ms")
+        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
+            raise invalid("status must be an HTTP error status", "status")
+        rate = spec.get("rate")
+        if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= 1):
+            raise invalid("rate must be in (0, 1]", "rate")
+        method = spec.get("method")
+        rule = FaultRule(
+            id=next(_ids),
+            path_prefix=str(spec.get("path_prefix", "/v1/")),
+            method=method.upper() if isinstance(method, str) else None,
+            status=status,
+            count=int(spec["count"]) if spec.get("count") is not None else None,
+            rate=float(rate) if rate is not None else None,
+            retry_after=int(spec["retry_after"]) if spec.get("retry_after") is not None else None,
+            delay_ms=delay_ms,
+            after_apply=bool(spec.get("after_apply", False)),
+        )
+        self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        """The first rule that fires for this request; consumes one of its ``count``."""
+        for rule in self.rules:
+            if not rule.matches(method, path):
+                continue
+            if rule.rate is not None and random.random() >= rule.rate:
+                continue
+            rule.fired += 1
+            if rule.count is not None:
+                rule.count -= 1
+                if rule.count <= 0:
+                    self.rules.remove(rule)
+            return rule
+        return None
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [asdict(rule) for rule in self.rules]

@@ -1,0 +1,1 @@
+"""Hosted pages: plain HTML forms standing in for Stripe Checkout and the customer portal."""

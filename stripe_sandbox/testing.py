@@ -1,0 +1,172 @@
+"""Run the sandbox as a subprocess from any test suite or dev runner.
+
+    with SandboxProcess.start() as sandbox:
+        client = stripe.StripeClient(sandbox.api_key, base_addresses={"api": sandbox.base_url})
+
+Standard library only (urllib for the control API), so importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+# dj-stripe accepts only keys of 24+ characters after the mode prefix.
+DEFAULT_API_KEY = "sk_test_sandbox0000000000000000000000"
+
+
+class SandboxProcess:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, workdir: Path, api_key: str) -> None:
+        self.process = process
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.api_key = api_key
+        self.workdir = workdir
+        self.log_path = workdir / "sandbox.log"
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        retry_time_scale: float = 0.001,
+        delivery_timeout: float = 2.0,
+        data_dir: Path | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        startup_timeout: float = 15.0,
+        extra_args: list[str] | None = None,
+    ) -> SandboxProcess:
+        """Start on a free 127.0.0.1 port (``--port 0``) and wait until it is healthy.
+        Retries are compressed by default (``retry_time_scale=0.001``) so tests can watch them."""
+        workdir = Path(tempfile.mkdtemp(prefix="stripe-sandbox-"))
+        ready_file = workdir / "port"
+        args = [
+            sys.executable,
+            "-m",
+            "stripe_sandbox",
+            "--port",
+            "0",
+            "--ready-file",
+            str(ready_file),
+            "--retry-time-scale",
+            str(retry_time_scale),
+            "--delivery-timeout",
+            str(delivery_timeout),
+        ]
+        if data_dir is not None:
+            args += ["--data-dir", str(data_dir)]
+        args += extra_args or []
+        log = (workdir / "sandbox.log").open("wb")
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+        log.close()
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"sandbox exited early: {(workdir / 'sandbox.log').read_text()}")
+            if ready_file.exists():
+                sandbox = cls(process, int(ready_file.read_text()), workdir, api_key)
+                if sandbox.healthy():
+                    return sandbox
+            time.sleep(0.05)
+        process.kill()
+        raise RuntimeError("sandbox did not become healthy in time")
+
+    # -- control API ----------------------------------------------------------------------
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
+            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self._call("GET", "/_sandbox/health")["status"] == "ok")
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        self._call("POST", "/_sandbox/reset")
+
+    def configure(self, **switches: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/_sandbox/config", switches)
+        return result
+
+    def set_fault(
+        self,
+        path_prefix: str,
+        *,
+        method: str | None = None,
+        status: int | None = None,
+        count: int | None = None,
+        rate: float | None = None,
+        retry_after: int | None = None,
+        delay_ms: int = 0,
+        after_apply: bool = False,
+    ) -> int:
+        spec: dict[str, Any] = {
+            "path_prefix": path_prefix,
+            "method": method,
+            "status": status,
+            "count": count,
+            "rate": rate,
+            "retry_after": retry_after,
+            "delay_ms": delay_ms,
+            "after_apply": after_apply,
+        }
+        result = self._call("POST", "/_sandbox/faults", {k: v for k, v in spec.items() if v is not None})
+        return int(result["id"])
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_sandbox/faults")
+
+    def advance_clock(self, seconds: int | None = None, *, to: int | None = None) -> dict[str, Any]:
+        body: dict[str, int | None] = {"to": to} if to is not None else {"seconds": seconds}
+        result: dict[str, Any] = self._call("POST", "/_sandbox/clock/advance", body)
+        return result
+
+    def now(self) -> int:
+        return int(self._call("GET", "/_sandbox/clock")["now"])
+
+    def deliveries(self, **filters: str) -> list[dict[str, Any]]:
+        query = "&".join(f"{k}={v}" for k, v in filters.items())
+        result: list[dict[str, Any]] = self._call("GET", "/_sandbox/deliveries" + (f"?{query}" if query else ""))[
+            "deliveries"
+        ]
+        return result
+
+    def redeliver(self, event_id: str, endpoint_id: str | None = None) -> list[int]:
+        body = {"endpoint_id": endpoint_id} if endpoint_id else {}
+        return list(self._call("POST", f"/_sandbox/events/{event_id}/redeliver", body)["scheduled"])
+
+    def silent(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """``silent("subscriptions/sub_x/cancel")`` -> ``POST /_sandbox/silent/subscriptions/sub_x/cancel``."""
+        return self._call("POST", f"/_sandbox/silent/{path}", body or {})
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
