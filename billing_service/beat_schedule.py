@@ -31,4 +31,10 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         description="Proves beat and a worker are alive; exported as billing_worker_heartbeat_timestamp_seconds.",
         every_seconds=60,
     ),
+    ScheduledTask(
+        name="purge-idempotency-records",
+        task="common.purge_idempotency_records",
+        description="Deletes stored Idempotency-Key answers older than a day.",
+        crontab="17 3 * * *",
+    ),
 )

@@ -6,6 +6,7 @@ a typo in production config must stop the process at start, not silently fall ba
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import urlparse
 
@@ -99,3 +100,17 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     if parsed.scheme not in schemes:
         raise ImproperlyConfigured(f"{name} must use one of the schemes {', '.join(schemes)}; got {parsed.scheme!r}")
     return value
+
+
+def env_json_object(name: str) -> dict[str, str]:
+    """A JSON object of strings, such as {"demo": "sk_test_..."}; empty when unset."""
+    value = _raw(name)
+    if value is None:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc.msg}") from None
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
+        raise ImproperlyConfigured(f"{name} must be a JSON object of strings")
+    return parsed

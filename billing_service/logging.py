@@ -57,5 +57,7 @@ def build_logging_config(*, fmt: str, level: str) -> dict[str, Any]:
             "django.server": {"level": "WARNING"},
             "django.request": {"level": "ERROR"},
             "django.db.backends": {"level": "INFO"},
+            # The SDK logs every request at INFO; the gateway logs what matters (retries, failures).
+            "stripe": {"level": "WARNING"},
         },
     }

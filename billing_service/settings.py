@@ -19,6 +19,7 @@ from billing_service.env import (
     env_choice,
     env_float,
     env_int,
+    env_json_object,
     env_list,
     env_required,
     env_str,
@@ -289,6 +290,16 @@ if STRIPE_SECRET_KEY and STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_")):
     STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY
 elif STRIPE_SECRET_KEY:
     STRIPE_TEST_SECRET_KEY = STRIPE_SECRET_KEY
+# slug -> secret key, for projects with a Stripe account of their own (JSON object).
+STRIPE_PROJECT_SECRET_KEYS: dict[str, str] = env_json_object("STRIPE_PROJECT_SECRET_KEYS")
+STRIPE_CREDENTIALS_RESOLVER = (
+    env_str("STRIPE_CREDENTIALS_RESOLVER", "apps.common.stripe_gateway.credentials.SettingsCredentialsResolver") or ""
+)
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# The most one gateway operation may take, retries and waits included.
+STRIPE_RETRY_BUDGET_SECONDS = env_float("STRIPE_RETRY_BUDGET_SECONDS", 15.0, minimum=0.1)
+# Signing secrets of our webhook endpoint; several at once while one is being rotated.
+STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", [])
 # Another Stripe API server (the offline sandbox). dj-stripe applies it to the SDK when the setting
 # exists at all, and warns if it exists outside DEBUG, so it is only defined when given.
 _stripe_api_host = env_url("STRIPE_API_HOST", ("http", "https"))

@@ -10,8 +10,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import stripe
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -19,14 +21,33 @@ from rest_framework.test import APIClient
 from apps.projects.models import ALL_SCOPES, App, Project
 from apps.projects.services import app_create, project_create
 from billing_service.celery import app as celery_app
+from stripe_sandbox.testing import SandboxProcess
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # CI must test against the real services; a missing URL there is a failure, not a fallback.
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if _in_ci():
         missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
         if missing:
             pytest.exit(f"CI requires {', '.join(missing)}: tests must run on PostgreSQL and Redis", returncode=2)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _requires_postgres(request: pytest.FixtureRequest) -> None:
+    """Tests of row locks and concurrent connections need PostgreSQL: skipped on a bare SQLite run,
+    a failure in CI, which always has PostgreSQL."""
+    if request.node.get_closest_marker("requires_postgres") is None:
+        return
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        if _in_ci():
+            pytest.fail("this test needs PostgreSQL and CI must provide it (DATABASE_URL)")
+        pytest.skip("needs PostgreSQL: set DATABASE_URL to run it")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,6 +95,31 @@ def committed() -> Iterator[None]:
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         yield
+
+
+@pytest.fixture(scope="session")
+def sandbox_process() -> Iterator[SandboxProcess]:
+    """One offline Stripe sandbox process for the session (tests/sandbox and the end-to-end tests)."""
+    with SandboxProcess.start(retry_time_scale=0.001, delivery_timeout=1.0) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def stripe_sandbox(sandbox_process: SandboxProcess, settings: Any) -> SandboxProcess:
+    """A reset sandbox that the service's Stripe gateway talks to, as STRIPE_API_HOST would make it."""
+    sandbox_process.reset()
+    settings.STRIPE_API_HOST = sandbox_process.base_url
+    settings.STRIPE_SECRET_KEY = sandbox_process.api_key
+    settings.STRIPE_RETRY_BUDGET_SECONDS = 5.0
+    return sandbox_process
+
+
+@pytest.fixture
+def stripe_client(stripe_sandbox: SandboxProcess) -> stripe.StripeClient:
+    """The official SDK pointed at the sandbox, for tests to look at what Stripe holds."""
+    return stripe.StripeClient(
+        stripe_sandbox.api_key, base_addresses={"api": stripe_sandbox.base_url}, max_network_retries=0
+    )
 
 
 @dataclass

@@ -33,4 +33,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    return exception_handler(exc, context)
+    response = exception_handler(exc, context)
+    # Exceptions may carry fields of their own, such as StripeUnavailable's stripe_request_id.
+    extra = getattr(exc, "response_extra", None)
+    if response is not None and isinstance(extra, dict) and isinstance(response.data, dict):
+        response.data.update(extra)
+    return response

@@ -14,3 +14,25 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seen_at.isoformat()}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST that carried an Idempotency-Key, replayed to its retries.
+
+    A row with no status is a request still in progress. Failures (4xx raised as exceptions, 5xx)
+    are not kept, so that a corrected or later retry runs afresh. Rows older than a day are purged.
+    """
+
+    project_id = models.BigIntegerField()
+    key = models.CharField(max_length=255)
+    method_path = models.CharField(max_length=300)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project_id", "key"], name="idempotency_unique_key_per_project")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.key}"

@@ -10,3 +10,10 @@ from apps.common.models import Heartbeat
 def scheduler_heartbeat() -> None:
     """Beat sends this; the worker running it proves both are alive."""
     Heartbeat.objects.update_or_create(name="worker", defaults={"last_seen_at": timezone.now()})
+
+
+@shared_task(name="common.purge_idempotency_records")
+def purge_idempotency_records() -> int:
+    from apps.common.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()

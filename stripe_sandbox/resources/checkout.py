@@ -26,6 +26,11 @@ def _line_item(sb: Sandbox, raw: Any, index: int) -> JsonObject:
     price_data = get_dict(raw, "price_data")
     if price_id is not None:
         price = sb.store.require(price_id, "price", f"line_items[{index}][price]")
+        if not price.get("active"):
+            raise invalid(
+                f"The price specified ({price_id}) is inactive. This field only accepts active prices.",
+                f"line_items[{index}][price]",
+            )
     elif price_data:
         # Inline prices are real (inactive) Price objects, as at Stripe.
         price = create_price(sb, {**price_data, "active": "false"})

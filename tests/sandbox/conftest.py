@@ -18,12 +18,6 @@ import stripe
 from stripe_sandbox.testing import SandboxProcess
 
 
-@pytest.fixture(scope="session")
-def sandbox_process() -> Iterator[SandboxProcess]:
-    with SandboxProcess.start(retry_time_scale=0.001, delivery_timeout=1.0) as sandbox:
-        yield sandbox
-
-
 @pytest.fixture(autouse=True)
 def sandbox(sandbox_process: SandboxProcess) -> SandboxProcess:
     sandbox_process.reset()

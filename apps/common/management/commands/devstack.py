@@ -1,8 +1,8 @@
 """`make run`: the whole service in the foreground on embedded defaults.
 
-Migrates, installs the beat schedule, seeds the demo tenant, then runs gunicorn, a Celery worker and
-Celery beat (and the Stripe sandbox when no STRIPE_SECRET_KEY is set) as child processes. Ctrl-C, or
-any child dying, stops them all.
+Migrates and installs the beat schedule; without STRIPE_SECRET_KEY starts the offline Stripe sandbox;
+seeds the demo tenant (and, with the sandbox, its catalog and webhook endpoint); then runs gunicorn,
+a Celery worker and Celery beat as child processes. Ctrl-C, or any child dying, stops them all.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.common.sandbox_launcher import SANDBOX_SECRET_KEY, sandbox_start, sandbox_wait_healthy
 
 STOP_GRACE_SECONDS = 10
 
@@ -45,14 +48,42 @@ class Command(BaseCommand):
         if not _port_free(host, port):
             raise CommandError(f"port {port} on {host} is in use; stop what holds it or run `PORT=8001 make run`")
         self.stdout.write(f"Billing service starting at {base_url} (API docs {base_url}/api/docs/)")
-
+        self.stdout.write("Migrating (the first run takes about a minute: dj-stripe's migrations are heavy)…")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("install_beat_schedule")
-        call_command("seed_demo", base_url=base_url)
 
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            env = dict(os.environ)
+            seed_args = ["seed_demo", "--base-url", base_url]
+            if not settings.STRIPE_SECRET_KEY:
+                env.update(self._start_sandbox(host, children))
+                secret_file = Path(settings.VAR_DIR) / "sandbox" / "webhook-secret"
+                seed_args += ["--catalog", "--webhook-secret-file", str(secret_file)]
+            # A separate process: the Stripe settings chosen above apply from its start.
+            subprocess.run([sys.executable, "manage.py", *seed_args], env=env, check=True)  # noqa: S603
+            if not settings.STRIPE_SECRET_KEY:
+                env["STRIPE_WEBHOOK_SECRETS"] = secret_file.read_text().strip()
+            self._run(self._service_commands(host, port), base_url, children, env)
+        except subprocess.CalledProcessError as exc:
+            raise CommandError(f"seed_demo failed with code {exc.returncode}") from None
+        finally:
+            self._stop(children)
+
+    def _start_sandbox(self, host: str, children: dict[str, subprocess.Popen[bytes]]) -> dict[str, str]:
+        sandbox_port = int(os.environ.get("STRIPE_SANDBOX_PORT", "12111"))
+        if not _port_free(host, sandbox_port):
+            raise CommandError(f"port {sandbox_port} (the Stripe sandbox) is in use; set STRIPE_SANDBOX_PORT")
+        sandbox_url = f"http://{host}:{sandbox_port}"
+        children["stripe-sandbox"] = sandbox_start(port=sandbox_port, data_dir=Path(settings.VAR_DIR) / "sandbox")
+        sandbox_wait_healthy(sandbox_url, children["stripe-sandbox"])
+        self.stdout.write(f"No STRIPE_SECRET_KEY: using the offline Stripe sandbox at {sandbox_url}")
+        return {"STRIPE_API_HOST": sandbox_url, "STRIPE_SECRET_KEY": SANDBOX_SECRET_KEY}
+
+    def _service_commands(self, host: str, port: int) -> dict[str, list[str]]:
         python = sys.executable
         bin_dir = os.path.dirname(python)
-        commands = {
+        return {
             "web": [
                 os.path.join(bin_dir, "gunicorn"),
                 "billing_service.wsgi",
@@ -82,10 +113,14 @@ class Command(BaseCommand):
                 settings.CELERY_BEAT_SCHEDULER,
             ],
         }
-        self._run(commands, base_url)
 
-    def _run(self, commands: dict[str, list[str]], base_url: str) -> None:
-        children: dict[str, subprocess.Popen[bytes]] = {}
+    def _run(
+        self,
+        commands: dict[str, list[str]],
+        base_url: str,
+        children: dict[str, subprocess.Popen[bytes]],
+        env: dict[str, str],
+    ) -> None:
         stop_requested = False
 
         def request_stop(signum: int, frame: object) -> None:
@@ -96,26 +131,24 @@ class Command(BaseCommand):
         # themselves, and the handler makes sure their exit is not mistaken for a crash.
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        failed: str | None = None
-        try:
-            for name, argv in commands.items():
-                children[name] = subprocess.Popen(argv)  # noqa: S603 - our own fixed argv
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"Running: {', '.join(children)}. Service at {base_url}, admin {base_url}/admin/. Ctrl-C stops all."
-                )
+        for name, argv in commands.items():
+            children[name] = subprocess.Popen(argv, env=env)  # noqa: S603 - our own fixed argv
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Running: {', '.join(children)}. Service at {base_url}, admin {base_url}/admin/. Ctrl-C stops all."
             )
-            while not stop_requested and failed is None:
-                time.sleep(0.2)
-                failed = next((name for name, child in children.items() if child.poll() is not None), None)
-            if stop_requested:
-                self.stdout.write("Stopping…")
-            elif failed is not None:
-                self.stderr.write(f"{failed} exited with code {children[failed].returncode}; stopping the others")
-        finally:
-            self._stop(children)
-        if failed is not None and not stop_requested:
-            raise SystemExit(children[failed].returncode or 1)
+        )
+        failed: str | None = None
+        while not stop_requested and failed is None:
+            time.sleep(0.2)
+            failed = next((name for name, child in children.items() if child.poll() is not None), None)
+        if stop_requested:
+            self.stdout.write("Stopping…")
+            return
+        assert failed is not None
+        code = children[failed].returncode
+        self.stderr.write(f"{failed} exited with code {code}; stopping the others")
+        raise SystemExit(code or 1)
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
         for child in children.values():

@@ -1,0 +1,171 @@
+"""Customers, checkout sessions and portal sessions. Validation happens before any Stripe call, so
+an invalid request creates nothing at Stripe; Stripe calls happen outside database transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import structlog
+from django.db import transaction
+from rest_framework.exceptions import NotFound, ValidationError
+
+from apps.catalog.selectors import project_price
+from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
+from apps.common import stripe_gateway
+from apps.projects.models import Project
+from apps.projects.redirects import url_is_allowed
+
+log = structlog.get_logger("billing.checkout")
+
+# Keys we set on Stripe objects so webhooks can be routed back to a project and user.
+RESERVED_METADATA_KEYS = frozenset({"project", "project_id", "user_id", "checkout_session"})
+
+
+def _routing_metadata(project: Project, user_id: str) -> dict[str, str]:
+    return {"project": project.slug, "project_id": str(project.pk), "user_id": user_id}
+
+
+def customer_get_or_create(*, project: Project, user_id: str) -> BillingCustomer:
+    """The user's Stripe customer, created at Stripe on first need.
+
+    The unique (project, user_id) row is created first; its id keys the Stripe create, so concurrent
+    first requests all send the same Idempotency-Key and Stripe returns one customer to all of them.
+    """
+    customer, _ = BillingCustomer.objects.get_or_create(project=project, user_id=user_id)
+    if customer.stripe_customer_id:
+        return customer
+    created = stripe_gateway.customer_create(
+        project_slug=project.slug,
+        idempotency_key=f"billing-customer-{customer.pk}",
+        metadata=_routing_metadata(project, user_id),
+    )
+    BillingCustomer.objects.filter(pk=customer.pk, stripe_customer_id__isnull=True).update(
+        stripe_customer_id=created["id"]
+    )
+    customer.refresh_from_db()
+    return customer
+
+
+def _validate_checkout(
+    *, project: Project, price_id: str, mode: str, success_url: str, cancel_url: str, trial_days: int | None
+) -> None:
+    errors: dict[str, list[str]] = {}
+    price = project_price(project_id=project.pk, price_id=price_id)
+    if price is None:
+        errors["price_id"] = [f"Price {price_id} is not in this project's catalog."]
+    elif not price["active"]:
+        errors["price_id"] = [f"Price {price_id} is not active."]
+    elif mode == CheckoutSession.Mode.SUBSCRIPTION and price["recurring"] is None:
+        errors["mode"] = ["Subscription mode needs a recurring price; this price is one-time."]
+    elif mode == CheckoutSession.Mode.PAYMENT and price["recurring"] is not None:
+        errors["mode"] = ["Payment mode needs a one-time price; this price is recurring."]
+    for field, url in (("success_url", success_url), ("cancel_url", cancel_url)):
+        if not url_is_allowed(url, project.allowed_redirect_prefixes):
+            errors[field] = ["This URL does not start with one of the project's allowed redirect prefixes."]
+    if trial_days is not None and mode != CheckoutSession.Mode.SUBSCRIPTION:
+        errors["trial_days"] = ["Trial days apply to subscription mode only."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _stripe_checkout_params(session: CheckoutSession, customer_id: str, project: Project) -> dict[str, Any]:
+    metadata = {
+        **session.metadata,
+        **_routing_metadata(project, session.user_id),
+        "checkout_session": str(session.pk),
+    }
+    params: dict[str, Any] = {
+        "mode": session.mode,
+        "customer": customer_id,
+        "client_reference_id": session.user_id,
+        "line_items": [{"price": session.stripe_price_id, "quantity": session.quantity}],
+        "success_url": session.success_url,
+        "cancel_url": session.cancel_url,
+        "metadata": metadata,
+    }
+    if session.mode == CheckoutSession.Mode.SUBSCRIPTION:
+        params["subscription_data"] = {"metadata": metadata}
+        if session.trial_days:
+            params["subscription_data"]["trial_period_days"] = session.trial_days
+    else:
+        params["payment_intent_data"] = {"metadata": metadata}
+    return params
+
+
+def checkout_session_create(
+    *,
+    project: Project,
+    user_id: str,
+    price_id: str,
+    mode: str,
+    success_url: str,
+    cancel_url: str,
+    quantity: int = 1,
+    trial_days: int | None = None,
+    metadata: dict[str, str] | None = None,
+) -> CheckoutSession:
+    _validate_checkout(
+        project=project,
+        price_id=price_id,
+        mode=mode,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        trial_days=trial_days,
+    )
+    customer = customer_get_or_create(project=project, user_id=user_id)
+    assert customer.stripe_customer_id is not None
+    session = CheckoutSession.objects.create(
+        project=project,
+        customer=customer,
+        user_id=user_id,
+        mode=mode,
+        stripe_price_id=price_id,
+        quantity=quantity,
+        trial_days=trial_days,
+        metadata=metadata or {},
+        success_url=success_url,
+        cancel_url=cancel_url,
+    )
+    try:
+        created = stripe_gateway.checkout_session_create(
+            project_slug=project.slug,
+            idempotency_key=f"checkout-session-{session.pk}",
+            params=_stripe_checkout_params(session, customer.stripe_customer_id, project),
+        )
+    except (stripe_gateway.StripeInvalidRequest, stripe_gateway.StripeUnavailable) as exc:
+        CheckoutSession.objects.filter(pk=session.pk).update(status=CheckoutSession.Status.FAILED, last_error=str(exc))
+        raise
+    session.stripe_session_id = created["id"]
+    session.url = created.get("url") or ""
+    session.status = CheckoutSession.Status.OPEN
+    expires_at = created.get("expires_at")
+    session.expires_at = dt.datetime.fromtimestamp(expires_at, tz=dt.UTC) if expires_at else None
+    session.save(update_fields=["stripe_session_id", "url", "status", "expires_at", "updated_at"])
+    log.info("checkout_session_created", checkout_session=session.pk, stripe_session_id=session.stripe_session_id)
+    return session
+
+
+def portal_session_create(*, project: Project, user_id: str, return_url: str) -> PortalSession:
+    if not url_is_allowed(return_url, project.allowed_redirect_prefixes):
+        raise ValidationError(
+            {"return_url": ["This URL does not start with one of the project's allowed redirect prefixes."]}
+        )
+    customer = BillingCustomer.objects.filter(
+        project=project, user_id=user_id, stripe_customer_id__isnull=False
+    ).first()
+    if customer is None:
+        raise NotFound("This user has no Stripe customer yet: complete a checkout first.")
+    assert customer.stripe_customer_id is not None
+    with transaction.atomic():
+        portal = PortalSession.objects.create(project=project, customer=customer, return_url=return_url)
+    created = stripe_gateway.portal_session_create(
+        project_slug=project.slug,
+        idempotency_key=f"portal-session-{portal.pk}",
+        customer_id=customer.stripe_customer_id,
+        return_url=return_url,
+    )
+    portal.stripe_session_id = created["id"]
+    portal.url = created.get("url") or ""
+    portal.save(update_fields=["stripe_session_id", "url"])
+    return portal

@@ -1,0 +1,34 @@
+"""The one module that talks to Stripe. Nothing else in apps/ imports `stripe`.
+
+It pins STRIPE_API_VERSION, resolves the secret key per project (credentials.py), retries within a
+time budget (client.py), and raises StripeInvalidRequest (400) or StripeUnavailable (502).
+"""
+
+from apps.common.stripe_gateway.client import djstripe_mirror
+from apps.common.stripe_gateway.errors import StripeInvalidRequest, StripeUnavailable
+from apps.common.stripe_gateway.operations import (
+    checkout_session_create,
+    customer_create,
+    object_retrieve,
+    portal_session_create,
+    price_create,
+    prices_iter,
+    product_create,
+    products_iter,
+    webhook_endpoint_replace,
+)
+
+__all__ = [
+    "StripeInvalidRequest",
+    "StripeUnavailable",
+    "checkout_session_create",
+    "customer_create",
+    "djstripe_mirror",
+    "object_retrieve",
+    "portal_session_create",
+    "price_create",
+    "prices_iter",
+    "product_create",
+    "products_iter",
+    "webhook_endpoint_replace",
+]
