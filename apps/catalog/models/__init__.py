@@ -1,0 +1,13 @@
+from apps.catalog.models.configuration import AddOn, CustomField, Option, OptionGroup, SubscriptionPlan
+from apps.catalog.models.products import FEATURE_CODE_PATTERN, CatalogProduct, PriceFeature
+
+__all__ = [
+    "FEATURE_CODE_PATTERN",
+    "AddOn",
+    "CatalogProduct",
+    "CustomField",
+    "Option",
+    "OptionGroup",
+    "PriceFeature",
+    "SubscriptionPlan",
+]
