@@ -257,13 +257,15 @@ BROKER_CONFIGURED = CELERY_BROKER_URL is not None
 if CELERY_BROKER_URL is None:
     # The embedded broker: kombu's filesystem transport works across processes on one machine.
     _broker_dir = VAR_DIR / "celery-broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Fanout exchanges (worker control, pidbox) would go to ./control otherwise.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:

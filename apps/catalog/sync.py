@@ -38,6 +38,8 @@ def _owner(data: dict[str, Any], projects: dict[str, Project], assigned: dict[st
 
 def _unique_slug(project: Project, wanted: str, stripe_product_id: str) -> str:
     base = slugify(wanted)[:56] or "product"
+    if base.isdigit():
+        base = f"product-{base}"  # /products/<digits> is the by-id route, so a slug is never all digits
     slug = base
     taken = CatalogProduct.objects.filter(project=project).exclude(stripe_product_id=stripe_product_id)
     counter = 2

@@ -1,4 +1,3 @@
-
 from apps.catalog import api_prices, api_products
 
 urlpatterns = [

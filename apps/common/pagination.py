@@ -30,9 +30,12 @@ def decode_cursor(request: Request) -> str | None:
     if not raw:
         return None
     try:
-        return base64.urlsafe_b64decode(raw.encode()).decode()
+        value = base64.b64decode(raw.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValidationError({"cursor": ["Malformed cursor; pass back next_cursor as it was given."]}) from None
+        value = ""
+    if not value:
+        raise ValidationError({"cursor": ["Malformed cursor; pass back next_cursor as it was given."]})
+    return value
 
 
 def encode_cursor(value: str) -> str:

@@ -33,10 +33,12 @@ def test_a_subscription_checkout_is_paid_and_the_sandbox_holds_a_routed_subscrip
     assert len(subscriptions) == 1
     subscription = subscriptions[0]
     assert subscription.status == "active"
+    assert subscription.metadata is not None
     assert subscription.metadata["project"] == "alpha"
     assert subscription.metadata["user_id"] == "user_42"
     assert subscription.metadata["campaign"] == "spring"
     customer = stripe_client.v1.customers.retrieve(str(subscription.customer))
+    assert customer.metadata is not None
     assert customer.metadata["project"] == "alpha"
     assert customer.metadata["user_id"] == "user_42"
     assert customer.metadata["project_id"] == str(alice.project.pk)
@@ -75,10 +77,12 @@ def test_a_payment_checkout_is_paid_and_the_payment_is_routed(
     (intent,) = stripe_client.v1.payment_intents.list().data
     assert intent.status == "succeeded"
     assert intent.amount == 4900
+    assert intent.metadata is not None
     assert intent.metadata["project"] == "alpha"
     assert intent.metadata["user_id"] == "user_7"
     assert stripe_client.v1.subscriptions.list().data == []
     customer = stripe_client.v1.customers.retrieve(str(intent.customer))
+    assert customer.metadata is not None
     assert customer.metadata["user_id"] == "user_7"
 
 
