@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.common.sandbox_launcher import SANDBOX_SECRET_KEY, sandbox_start, sandbox_wait_healthy
 
 STOP_GRACE_SECONDS = 10
+SETTLE_SECONDS = 3
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -132,7 +133,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         for name, argv in commands.items():
-            children[name] = subprocess.Popen(argv, env=env)  # noqa: S603 - our own fixed argv
+            # gunicorn gets its own session: when Ctrl-C's SIGINT reaches master and worker together,
+            # the master SIGKILLs the worker mid-shutdown; alone, it gets our SIGTERM and stops gracefully.
+            children[name] = subprocess.Popen(argv, env=env, start_new_session=name == "web")  # noqa: S603
         self.stdout.write(
             self.style.SUCCESS(
                 f"Running: {', '.join(children)}. Service at {base_url}, admin {base_url}/admin/. Ctrl-C stops all."
@@ -151,6 +154,11 @@ class Command(BaseCommand):
         raise SystemExit(code or 1)
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        # After Ctrl-C the children got SIGINT from the terminal too and are already stopping; a
+        # second signal would make gunicorn kill its worker mid-shutdown. Signal only the ones left.
+        settle = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < settle and any(child.poll() is None for child in children.values()):
+            time.sleep(0.1)
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
