@@ -319,3 +319,7 @@ LOGGING = build_logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
 
 # --- demo ---------------------------------------------------------------------------------------
 DEMO_API_KEY = env_str("DEMO_API_KEY", "bk_demo0000_local-demo-key-do-not-use-in-production") or ""
+
+# --- entitlements and webhooks -------------------------------------------------------------------
+ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 3600 if REDIS_URL else 5, minimum=1)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)

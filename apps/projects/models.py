@@ -48,6 +48,17 @@ class Project(models.Model):
         help_text="URL prefixes that checkout success/cancel and portal return URLs must start with.",
     )
     active = models.BooleanField(default=True)
+    feature_codes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Feature codes grants may use besides those mapped to the catalog's prices.",
+    )
+    past_due_grace_days = models.PositiveIntegerField(
+        default=3, help_text="Days a past_due subscription keeps entitling before payment is retried to the end."
+    )
+    revoke_on_partial_refund = models.BooleanField(
+        default=False, help_text="End a purchase's entitlement on a partial refund too (a full refund always does)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,6 +8,7 @@ from apps.common.stripe_gateway.client import djstripe_mirror
 from apps.common.stripe_gateway.errors import StripeInvalidRequest, StripeUnavailable
 from apps.common.stripe_gateway.operations import (
     checkout_session_create,
+    checkout_session_line_items,
     customer_create,
     object_retrieve,
     portal_session_create,
@@ -22,6 +23,7 @@ __all__ = [
     "StripeInvalidRequest",
     "StripeUnavailable",
     "checkout_session_create",
+    "checkout_session_line_items",
     "customer_create",
     "djstripe_mirror",
     "object_retrieve",

@@ -133,3 +133,15 @@ def webhook_endpoint_replace(*, url: str, enabled_events: list[str]) -> dict[str
         lambda: client.v1.webhook_endpoints.create(params={"url": url, "enabled_events": enabled_events}),  # type: ignore[typeddict-item]
     )
     return as_dict(created)
+
+
+def checkout_session_line_items(*, project_slug: str | None, session_id: str) -> list[dict[str, Any]]:
+    """A session's line items (not in its snapshot), for sessions we did not create ourselves."""
+    client = stripe_client(project_slug=project_slug)
+    return list(
+        _iterate(
+            "checkout_session.line_items",
+            lambda p: client.v1.checkout.sessions.line_items.list(session_id, params=p),
+            {},
+        )
+    )

@@ -1,0 +1,200 @@
+"""Writes to entitlement sources from Stripe snapshots: subscriptions, purchases, refunds, revenue.
+
+Each returns the list of changes it made (empty when the snapshot changed nothing), so replays are
+observably idempotent and a dry run can say what it would do. Callers recompute the projection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+
+from apps.catalog.models import PriceFeature
+from apps.entitlements.models import Purchase, RevenueEntry, SubscriptionRecord
+from apps.projects.models import Project
+
+Snapshot = dict[str, Any]
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(int(value), tz=dt.UTC) if value else None
+
+
+def _id(value: Any) -> str:
+    """An expandable field: an id string, or the expanded object."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _subscription_fields(data: Snapshot) -> dict[str, Any]:
+    items = (data.get("items") or {}).get("data") or []
+    starts = [item["current_period_start"] for item in items if item.get("current_period_start")]
+    ends = [item["current_period_end"] for item in items if item.get("current_period_end")]
+    return {
+        "stripe_customer_id": _id(data.get("customer")),
+        "status": str(data.get("status") or ""),
+        "price_ids": sorted({_id(item.get("price")) for item in items if item.get("price")}),
+        "current_period_start": _ts(min(starts)) if starts else None,
+        "current_period_end": _ts(max(ends)) if ends else None,
+        "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
+        "canceled_at": _ts(data.get("canceled_at")),
+        "ended_at": _ts(data.get("ended_at")),
+    }
+
+
+def subscription_apply_snapshot(
+    *,
+    project: Project,
+    user_id: str,
+    data: Snapshot,
+    event_created: int,
+    event_id: str,
+    refetch: Callable[[], Snapshot] | None = None,
+) -> tuple[list[str], str]:
+    """Applies a subscription snapshot unless a newer one was already applied. (changes, note)
+
+    Two events about one subscription in the same second cannot be ordered by `created`; then
+    Stripe's current object (`refetch`) decides, so the stored state is never the older one.
+    """
+    with transaction.atomic():
+        record = SubscriptionRecord.objects.select_for_update().filter(stripe_subscription_id=data["id"]).first()
+        if record is not None and event_created < record.last_event_created:
+            return [], f"stale: {record.last_event_id} (newer) is already applied"
+        if (
+            record is not None
+            and event_created == record.last_event_created
+            and event_id != record.last_event_id
+            and refetch is not None
+        ):
+            data = refetch()
+        fields = _subscription_fields(data)
+        was_past_due = record is not None and record.status == "past_due"
+        if fields["status"] == "past_due":
+            fields["past_due_since"] = record.past_due_since if was_past_due and record else _ts(event_created)
+        else:
+            fields["past_due_since"] = None
+        if record is None:
+            record = SubscriptionRecord(project=project, user_id=user_id, stripe_subscription_id=data["id"])
+            changes = [f"subscription {data['id']} recorded as {fields['status']}"]
+        else:
+            changes = [
+                f"subscription {data['id']} {name}: {getattr(record, name)!s} -> {value!s}"
+                for name, value in fields.items()
+                if getattr(record, name) != value
+            ]
+        for name, value in fields.items():
+            setattr(record, name, value)
+        record.last_event_created = max(record.last_event_created, event_created)
+        record.last_event_id = event_id
+        record.stripe_data = data
+        record.save()
+        return changes, ""
+
+
+def _purchase_window(project: Project, price_id: str, paid_at: dt.datetime) -> tuple[str, dt.datetime | None]:
+    feature = PriceFeature.objects.filter(project=project, stripe_price_id=price_id).first()
+    if feature is None:
+        return "", None
+    days = feature.purchase_duration_days
+    return feature.feature_code, (paid_at + dt.timedelta(days=days)) if days else None
+
+
+def purchase_record(
+    *,
+    project: Project,
+    user_id: str,
+    price_id: str,
+    amount: int,
+    currency: str,
+    paid_at: dt.datetime,
+    payment_intent_id: str,
+    checkout_session_id: str | None = None,
+    invoice_id: str | None = None,
+) -> list[str]:
+    """Records a paid one-time purchase once per checkout session or invoice."""
+    feature_code, valid_to = _purchase_window(project, price_id, paid_at)
+    lookup: dict[str, Any] = (
+        {"stripe_checkout_session_id": checkout_session_id}
+        if checkout_session_id
+        else {"stripe_invoice_id": invoice_id}
+    )
+    purchase, created = Purchase.objects.get_or_create(
+        **lookup,
+        defaults={
+            "project": project,
+            "user_id": user_id,
+            "stripe_price_id": price_id,
+            "feature_code": feature_code,
+            "stripe_payment_intent_id": payment_intent_id,
+            "amount": amount,
+            "currency": currency,
+            "valid_from": paid_at,
+            "valid_to": valid_to,
+        },
+    )
+    if not created:
+        return []
+    span = f"until {valid_to:%Y-%m-%d}" if valid_to else "for life"
+    return [f"purchase #{purchase.pk} of {price_id} ({feature_code or 'no feature'}) {span}"]
+
+
+def purchase_refund_apply(
+    *, project: Project, payment_intent_id: str, amount_refunded: int, refunded_at: dt.datetime
+) -> list[tuple[str, str]]:
+    """Applies a charge's cumulative refund to its purchases. [(user_id, change)]"""
+    changed: list[tuple[str, str]] = []
+    with transaction.atomic():
+        for purchase in Purchase.objects.select_for_update().filter(
+            project=project, stripe_payment_intent_id=payment_intent_id
+        ):
+            if amount_refunded <= purchase.amount_refunded:
+                continue
+            purchase.amount_refunded = amount_refunded
+            if amount_refunded >= purchase.amount:
+                purchase.status = Purchase.Status.REFUNDED
+            purchase.refunded_at = refunded_at
+            purchase.save()
+            changed.append((purchase.user_id, f"purchase #{purchase.pk} refunded {amount_refunded}/{purchase.amount}"))
+    return changed
+
+
+def revenue_payment_record(
+    *, project: Project, payment_intent_id: str, amount: int, currency: str, occurred_at: dt.datetime
+) -> list[str]:
+    _, created = RevenueEntry.objects.get_or_create(
+        kind=RevenueEntry.Kind.PAYMENT,
+        stripe_object_id=payment_intent_id,
+        defaults={"project": project, "amount": amount, "currency": currency, "occurred_at": occurred_at},
+    )
+    return [f"revenue +{amount} {currency} ({payment_intent_id})"] if created else []
+
+
+def revenue_refund_record(
+    *, project: Project, charge_id: str, amount_refunded_total: int, currency: str, occurred_at: dt.datetime
+) -> list[str]:
+    """Appends the increment of a charge's cumulative refund since the last one recorded."""
+    with transaction.atomic():
+        recorded = (
+            RevenueEntry.objects.select_for_update()
+            .filter(kind=RevenueEntry.Kind.REFUND, stripe_charge_id=charge_id)
+            .aggregate(total=Sum("amount"))["total"]
+            or 0
+        )
+        delta = amount_refunded_total - recorded
+        if delta <= 0:
+            return []
+        RevenueEntry.objects.create(
+            project=project,
+            kind=RevenueEntry.Kind.REFUND,
+            stripe_object_id=f"{charge_id}@{amount_refunded_total}",
+            stripe_charge_id=charge_id,
+            amount=delta,
+            currency=currency,
+            occurred_at=occurred_at,
+        )
+    return [f"refund -{delta} {currency} ({charge_id})"]
