@@ -37,4 +37,10 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         description="Deletes stored Idempotency-Key answers older than a day.",
         crontab="17 3 * * *",
     ),
+    ScheduledTask(
+        name="sweep-webhook-ledger",
+        task="webhooks.sweep_ledger",
+        description="Re-enqueues Stripe events stuck in the ledger (lost message, killed worker, failed retries).",
+        every_seconds=60,
+    ),
 )

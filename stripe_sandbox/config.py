@@ -27,6 +27,9 @@ class SandboxConfig:
     # Webhooks only go to loopback addresses unless this is switched on (no traffic leaves
     # the machine by accident).
     allow_remote_webhooks: bool = False
+    # Sign webhooks with the sandbox clock instead of real time: for a receiver whose own clock
+    # was moved along with the sandbox's (a test that time-travels both after a clock advance).
+    sign_with_sandbox_clock: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}

@@ -148,10 +148,11 @@ class DeliveryManager:
             error = f"refused: {host} is not a loopback address (see allow_remote_webhooks)"
         else:
             # The signature uses real time, not the sandbox clock: receivers check it against
-            # their own clock with a 5-minute tolerance.
+            # their own clock with a 5-minute tolerance (unless told their clock follows ours).
+            signed_at = self.store.now() if self.config.sign_with_sandbox_clock else int(time.time())
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
-                "Stripe-Signature": signature_header(payload, secret, int(time.time())),
+                "Stripe-Signature": signature_header(payload, secret, signed_at),
                 "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks) stripe-sandbox",
             }
             try:

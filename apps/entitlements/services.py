@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from apps.catalog.models import PriceFeature
@@ -47,6 +47,23 @@ def _subscription_fields(data: Snapshot) -> dict[str, Any]:
     }
 
 
+def _subscription_row_locked(*, project: Project, user_id: str, subscription_id: str) -> SubscriptionRecord:
+    """The subscription's row, locked; created empty first if missing.
+
+    Locking a row that does not exist yet locks nothing, so two first events for one subscription
+    would both insert. The insert runs in a savepoint: the loser of that race waits on the unique
+    index, gets IntegrityError, and then locks the winner's row like any later event.
+    """
+    try:
+        with transaction.atomic():
+            SubscriptionRecord.objects.create(
+                project=project, user_id=user_id, stripe_subscription_id=subscription_id, status=""
+            )
+    except IntegrityError:
+        pass
+    return SubscriptionRecord.objects.select_for_update().get(stripe_subscription_id=subscription_id)
+
+
 def subscription_apply_snapshot(
     *,
     project: Project,
@@ -62,24 +79,27 @@ def subscription_apply_snapshot(
     Stripe's current object (`refetch`) decides, so the stored state is never the older one.
     """
     with transaction.atomic():
-        record = SubscriptionRecord.objects.select_for_update().filter(stripe_subscription_id=data["id"]).first()
-        if record is not None and event_created < record.last_event_created:
+        record = _subscription_row_locked(project=project, user_id=user_id, subscription_id=data["id"])
+        fresh = record.last_event_id == ""
+        if not fresh and event_created < record.last_event_created:
             return [], f"stale: {record.last_event_id} (newer) is already applied"
         if (
-            record is not None
+            not fresh
             and event_created == record.last_event_created
             and event_id != record.last_event_id
             and refetch is not None
         ):
             data = refetch()
         fields = _subscription_fields(data)
-        was_past_due = record is not None and record.status == "past_due"
+        was_past_due = not fresh and record.status == "past_due"
         if fields["status"] == "past_due":
-            fields["past_due_since"] = record.past_due_since if was_past_due and record else _ts(event_created)
+            # A renewal that cannot be charged makes the subscription past_due when its new period
+            # starts; the event may be delivered (and created) later, so the later of the two counts.
+            became = max(filter(None, [_ts(event_created), fields["current_period_start"]]))
+            fields["past_due_since"] = record.past_due_since if was_past_due else became
         else:
             fields["past_due_since"] = None
-        if record is None:
-            record = SubscriptionRecord(project=project, user_id=user_id, stripe_subscription_id=data["id"])
+        if fresh:
             changes = [f"subscription {data['id']} recorded as {fields['status']}"]
         else:
             changes = [

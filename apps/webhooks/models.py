@@ -1,1 +1,82 @@
-# Models arrive with the issue that builds this app.
+"""The raw Stripe event ledger and the replay runs over it.
+
+A ProcessorEvent row is written by the webhook view *before* any processing (dj-stripe's habit), so
+that an event Stripe delivered is never lost: the sweeper re-enqueues rows a broker or a killed
+worker dropped, and an operator can replay any of them.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.projects.models import Project
+
+
+class ProcessorEvent(models.Model):
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        PROCESSING = "processing"
+        PROCESSED = "processed"
+        FAILED = "failed"
+        IGNORED = "ignored"
+
+    # Unique: the dedupe of Stripe's at-least-once delivery is this constraint, not a lookup.
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=128)
+    api_version = models.CharField(max_length=64, blank=True)
+    livemode = models.BooleanField(default=False)
+    created = models.DateTimeField(help_text="Stripe's event.created.")
+    payload = models.JSONField()
+    raw_body = models.TextField(help_text="The body exactly as received (what the signature covers).")
+    headers = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, null=True, blank=True, related_name="processor_events"
+    )
+    note = models.TextField(blank=True)
+    changes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "processor_events"
+        indexes = [
+            # The sweeper: rows stuck in received (by received_at) or processing/failed (by claimed_at).
+            models.Index(fields=["status", "received_at"], name="procevt_status_received"),
+            models.Index(fields=["status", "claimed_at"], name="procevt_status_claimed"),
+            # Replays select by time window (and type), in created order, optionally per project.
+            models.Index(fields=["created", "id"], name="procevt_created"),
+            models.Index(fields=["type", "created"], name="procevt_type_created"),
+            models.Index(fields=["project", "created"], name="procevt_project_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_event_id} {self.type} ({self.status})"
+
+
+class ReplayRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    # Null: an operator's replay across all projects (command line, admin).
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, null=True, blank=True, related_name="replay_runs")
+    requested_by = models.CharField(max_length=255)
+    reason = models.TextField(blank=True)
+    params = models.JSONField(default=dict)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    counts = models.JSONField(default=dict)
+    results = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "created_at"], name="replayrun_project_created")]
+
+    def __str__(self) -> str:
+        return f"replay #{self.pk} ({'dry run, ' if self.dry_run else ''}{self.status})"

@@ -11,7 +11,7 @@ from apps.entitlements.grants import grant_create, grants_revoke
 from apps.entitlements.projection import entitlements_recompute
 from apps.entitlements.selectors import entitlement_check, entitlement_list
 from apps.entitlements.services import purchase_record, purchase_refund_apply
-from tests.conftest import Tenant
+from tests.conftest import Tenant, committed
 from tests.entitlements.conftest import DAY, NOW, apply, subscription_snapshot, ts
 
 pytestmark = pytest.mark.django_db
@@ -134,8 +134,9 @@ def test_a_grant_is_active_only_inside_its_window_and_a_revoke_ends_it(alice: Te
         assert check(alice, at=NOW) is False
         assert check(alice, at=NOW + dt.timedelta(days=2)) is True
         assert check(alice, at=NOW + dt.timedelta(days=4)) is False
-    with time_machine.travel(NOW + dt.timedelta(days=2), tick=False):
+    with time_machine.travel(NOW + dt.timedelta(days=2), tick=False), committed():
         assert grants_revoke(project=alice.project, user_id="u1", feature_code="pro", revoked_by="s", reason="r") == 1
+    with time_machine.travel(NOW + dt.timedelta(days=2), tick=False):
         assert check(alice, at=NOW + dt.timedelta(days=2, seconds=1)) is False
         assert check(alice, at=NOW + dt.timedelta(days=1, hours=1)) is True  # history stays
 

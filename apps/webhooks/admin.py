@@ -1,0 +1,131 @@
+"""The ledger and replay runs in the admin: read-only, with replay actions that go through the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from apps.webhooks.models import ProcessorEvent, ReplayRun
+from apps.webhooks.replays import ReplayTooLarge, replay_run
+
+
+class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the ledger is evidence: what Stripe sent, and what we did with it
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@admin.register(ProcessorEvent)
+class ProcessorEventAdmin(_ReadOnly):
+    list_display = ("stripe_event_id", "type", "status", "attempts", "project", "created", "received_at")
+    list_filter = ("status", "type", "project")
+    search_fields = ("stripe_event_id",)
+    list_select_related = ("project",)
+    date_hierarchy = "created"
+    actions = ["replay_selected", "dry_run_selected"]
+    fields = (
+        "stripe_event_id",
+        "type",
+        "status",
+        "attempts",
+        "project",
+        "api_version",
+        "livemode",
+        "created",
+        "received_at",
+        "claimed_at",
+        "processed_at",
+        "note",
+        "changes_pretty",
+        "last_error_pre",
+        "payload_pretty",
+        "headers_pretty",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: ProcessorEvent) -> str:
+        return _pretty(obj.payload)
+
+    @admin.display(description="headers")
+    def headers_pretty(self, obj: ProcessorEvent) -> str:
+        return _pretty(obj.headers)
+
+    @admin.display(description="changes")
+    def changes_pretty(self, obj: ProcessorEvent) -> str:
+        return _pretty(obj.changes)
+
+    @admin.display(description="last error")
+    def last_error_pre(self, obj: ProcessorEvent) -> str:
+        return format_html("<pre>{}</pre>", obj.last_error) if obj.last_error else "-"
+
+    def _replay(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent], *, dry_run: bool) -> None:
+        event_ids = list(queryset.values_list("stripe_event_id", flat=True))
+        try:
+            run = replay_run(
+                project_id=None,
+                requested_by=f"admin:{request.user.get_username()}",
+                event_ids=event_ids,
+                dry_run=dry_run,
+                reason="admin action",
+            )
+        except ReplayTooLarge as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        counts = ", ".join(f"{name} {n}" for name, n in run.counts.items())
+        level = messages.WARNING if run.status == ReplayRun.Status.FAILED else messages.SUCCESS
+        self.message_user(request, f"{'Dry-run replay' if dry_run else 'Replay'} #{run.pk}: {counts}.", level)
+
+    @admin.action(description="Replay selected events", permissions=["view"])
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent]) -> None:
+        self._replay(request, queryset, dry_run=False)
+
+    @admin.action(description="Dry-run replay of selected events", permissions=["view"])
+    def dry_run_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent]) -> None:
+        self._replay(request, queryset, dry_run=True)
+
+
+@admin.register(ReplayRun)
+class ReplayRunAdmin(_ReadOnly):
+    list_display = ("id", "created_at", "requested_by", "project", "dry_run", "status", "finished_at")
+    list_filter = ("status", "dry_run", "project")
+    search_fields = ("requested_by", "reason")
+    fields = (
+        "project",
+        "requested_by",
+        "reason",
+        "dry_run",
+        "status",
+        "created_at",
+        "finished_at",
+        "params_pretty",
+        "counts_pretty",
+        "results_pretty",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="params")
+    def params_pretty(self, obj: ReplayRun) -> str:
+        return _pretty(obj.params)
+
+    @admin.display(description="counts")
+    def counts_pretty(self, obj: ReplayRun) -> str:
+        return _pretty(obj.counts)
+
+    @admin.display(description="results")
+    def results_pretty(self, obj: ReplayRun) -> str:
+        return _pretty(obj.results)

@@ -1,0 +1,59 @@
+"""Prometheus series of the webhook pipeline, and the ledger gauge read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+webhooks_received = Counter(
+    "billing_webhooks_received_total",
+    "Stripe webhook deliveries by outcome (accepted, duplicate, rejected, unavailable) and reject reason.",
+    ["outcome", "reason"],
+)
+webhook_ack_seconds = Histogram(
+    "billing_webhook_ack_seconds",
+    "Time from receiving a Stripe webhook to answering it.",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+events_processed = Counter(
+    "billing_webhook_events_processed_total",
+    "Ledger events processed, by event type and resulting status (processed, ignored, failed).",
+    ["type", "status"],
+)
+processing_seconds = Histogram(
+    "billing_webhook_processing_seconds",
+    "Time to process one ledger event (handler and ledger update).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+sweeper_requeued = Counter(
+    "billing_webhook_sweeper_requeued_total",
+    "Ledger rows the sweeper re-enqueued, by the status they were stuck in.",
+    ["status"],
+)
+
+
+class LedgerCollector(Collector):
+    """Ledger rows by status, counted when Prometheus scrapes (so every process reports the truth)."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without describe() the registry would call collect() at registration, before migrations.
+        yield GaugeMetricFamily("billing_webhook_ledger_events", "", labels=["status"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db.models import Count
+
+        from apps.webhooks.models import ProcessorEvent
+
+        gauge = GaugeMetricFamily(
+            "billing_webhook_ledger_events", "Stripe events in the ledger, by status.", labels=["status"]
+        )
+        counts = dict(ProcessorEvent.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        for status in ProcessorEvent.Status.values:
+            gauge.add_metric([status], counts.get(status, 0))
+        yield gauge
+
+
+ledger_collector = LedgerCollector()

@@ -1,0 +1,31 @@
+"""Thin tasks: each takes ids and calls one service; the task owns its retries."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(
+    name="webhooks.process_event",
+    # Acknowledged after it ran: a worker killed mid-way leaves the message for another worker
+    # (and the row in `processing`, which the sweeper re-enqueues once the claim is stale).
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(Exception,),
+    retry_backoff=5,  # 5 s, 10 s, 20 s ... capped below
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=10,
+)
+def process_event(ledger_id: int) -> str | None:
+    from apps.webhooks.processing import event_process
+
+    outcome = event_process(ledger_id=ledger_id)
+    return outcome.status if outcome is not None else None
+
+
+@shared_task(name="webhooks.sweep_ledger")
+def sweep_ledger() -> dict[str, int]:
+    from apps.webhooks.sweeper import ledger_sweep
+
+    return ledger_sweep()
