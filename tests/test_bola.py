@@ -1,0 +1,167 @@
+"""Broken object-level authorization, swept across the whole API.
+
+Bob's key, aimed at anything of Alice's, gets a 403 (her project id) or a 404 (her objects), and no
+answer carries her data. Every /api/v1/ route must have a case here: a new route without one fails.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from apps.catalog.models import CatalogProduct, PriceFeature
+from apps.entitlements.grants import grant_create
+from apps.entitlements.services import revenue_payment_record
+from apps.webhooks.models import ProcessorEvent
+from apps.webhooks.replays import replay_run
+from tests.conftest import Tenant, committed
+
+pytestmark = pytest.mark.django_db
+
+# Routes that are not about a project's objects.
+NOT_TENANT_SCOPED = {"metrics-alias", "whoami", "webhooks-stripe"}
+
+
+def _api_route_names() -> set[str]:
+    names: set[str] = set()
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern) and (prefix + str(pattern.pattern)).startswith("api/v1/"):
+                names.add(str(pattern.name))
+
+    walk(get_resolver().url_patterns, "")
+    return names
+
+
+@pytest.fixture
+def alices_things(alice: Tenant) -> dict[str, Any]:
+    project = alice.project
+    product = CatalogProduct.objects.create(project=project, slug="secret-plan", name="Secret plan")
+    PriceFeature.objects.create(project=project, stripe_price_id="price_alice", feature_code="pro")
+    with committed():
+        grant_create(project=project, user_id="u1", feature_code="pro", granted_by="s", reason="r")
+    revenue_payment_record(
+        project=project, payment_intent_id="pi_a", amount=12345, currency="usd", occurred_at=product.created_at
+    )
+    event = ProcessorEvent.objects.create(
+        stripe_event_id="evt_alice",
+        type="test.x",
+        created=product.created_at,
+        payload={},
+        raw_body="{}",
+        headers={},
+        status="processed",
+        project=project,
+    )
+    run = replay_run(project_id=project.pk, requested_by="ops", event_ids=["evt_alice"], dry_run=True)
+    return {
+        "project": project.pk,
+        "app": alice.app.pk,
+        "product": product.pk,
+        "run": run.pk,
+        "event": event.stripe_event_id,
+    }
+
+
+def _cases(a: dict[str, Any]) -> dict[str, list[tuple[str, str, dict[str, Any] | None, set[int]]]]:
+    p = a["project"]
+    return {
+        "project-detail": [("get", f"/api/v1/projects/{p}", None, {403})],
+        "app-detail": [("get", f"/api/v1/apps/{a['app']}", None, {404})],
+        "products": [("post", "/api/v1/products", {"project_id": p, "slug": "x", "name": "X"}, {403})],
+        "product-update": [("patch", f"/api/v1/products/{a['product']}", {"name": "Pwned"}, {404})],
+        "product-options": [("put", f"/api/v1/products/{a['product']}/options", {}, {404})],
+        "product-detail": [("get", "/api/v1/products/secret-plan", None, {404})],
+        "catalog-price-feature": [("put", "/api/v1/catalog/prices/price_alice/feature", {"feature_code": "x"}, {404})],
+        "checkout-session-create": [
+            (
+                "post",
+                "/api/v1/checkout/session",
+                {
+                    "project_id": p,
+                    "user_id": "u1",
+                    "price_id": "price_alice",
+                    "mode": "subscription",
+                    "success_url": "https://alpha.example/",
+                    "cancel_url": "https://alpha.example/",
+                },
+                {403},
+            )
+        ],
+        "portal-session-create": [
+            (
+                "post",
+                "/api/v1/portal/session",
+                {"project_id": p, "user_id": "u1", "return_url": "https://alpha.example/"},
+                {403},
+            )
+        ],
+        "replay-create": [("post", "/api/v1/billing/replays", {"project_id": p, "event_ids": [a["event"]]}, {403})],
+        "replay-detail": [("get", f"/api/v1/billing/replays/{a['run']}", None, {404})],
+        "entitlements-list": [("get", f"/api/v1/entitlements?user_id=u1&project_id={p}", None, {403})],
+        "entitlements-check": [
+            ("get", f"/api/v1/entitlements/check?user_id=u1&project_id={p}&feature_code=pro", None, {403})
+        ],
+        "grant-create": [
+            (
+                "post",
+                "/api/v1/admin/grant",
+                {"project_id": p, "user_id": "u1", "feature_code": "pro", "granted_by": "b", "reason": "r"},
+                {403},
+            )
+        ],
+        "grant-revoke": [
+            (
+                "post",
+                "/api/v1/admin/revoke",
+                {"project_id": p, "user_id": "u1", "feature_code": "pro", "revoked_by": "b", "reason": "r"},
+                {403},
+            )
+        ],
+        "metrics-subscriptions": [("get", f"/api/v1/metrics/project/{p}/subscriptions", None, {403})],
+        "metrics-revenue": [("get", f"/api/v1/metrics/project/{p}/revenue", None, {403})],
+        # Lists answer bob's own (empty) data: checked for leaks below.
+        "catalog-prices": [("get", "/api/v1/catalog/prices", None, {200})],
+        "catalog-sync": [("post", "/api/v1/catalog/sync", {}, {200})],
+    }
+
+
+def test_every_api_route_has_a_bola_case(alices_things: dict[str, Any]) -> None:
+    covered = set(_cases(alices_things)) | NOT_TENANT_SCOPED | {"products"}
+    assert _api_route_names() - covered == set()
+
+
+@pytest.mark.e2e
+def test_bobs_key_reaches_none_of_alices_objects(
+    alice: Tenant, bob: Tenant, alices_things: dict[str, Any], stripe_sandbox: Any
+) -> None:
+    api = bob.client()
+    secrets = ["secret-plan", "price_alice", "evt_alice", "12345", "Secret plan"]
+    for name, cases in _cases(alices_things).items():
+        for method, path, body, allowed in cases:
+            response = (
+                getattr(api, method)(path, body, format="json") if body is not None else getattr(api, method)(path)
+            )
+            assert response.status_code in allowed, (name, path, response.status_code, response.content[:200])
+            text = response.content.decode()
+            sent = path + json.dumps(body)
+            leaked = [s for s in secrets if s in text and s not in sent]  # echoing bob's own input is no leak
+            assert leaked == [], (name, path, leaked)
+    listing = api.get("/api/v1/products").json()
+    assert listing["results"] == []
+    # Nothing of Alice's changed.
+    assert CatalogProduct.objects.get(pk=alices_things["product"]).name == "Secret plan"
+    assert (
+        json.loads(
+            alice.client()
+            .get(f"/api/v1/entitlements/check?user_id=u1&project_id={alices_things['project']}&feature_code=pro")
+            .content
+        )["active"]
+        is True
+    )
