@@ -323,3 +323,11 @@ DEMO_API_KEY = env_str("DEMO_API_KEY", "bk_demo0000_local-demo-key-do-not-use-in
 # --- entitlements and webhooks -------------------------------------------------------------------
 ENTITLEMENT_CACHE_SECONDS = env_int("ENTITLEMENT_CACHE_SECONDS", 3600 if REDIS_URL else 5, minimum=1)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
+# The ledger sweeper: rows stuck this long are enqueued again (see apps/webhooks/sweeper.py).
+WEBHOOK_SWEEP_RECEIVED_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_RECEIVED_AFTER_SECONDS", 120, minimum=10)
+# Also how long a claim may run before it counts as a dead worker's: keep it above the task time limit.
+WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS", 360, minimum=30)
+WEBHOOK_SWEEP_FAILED_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_FAILED_AFTER_SECONDS", 900, minimum=10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 20, minimum=1)
+if WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS must exceed CELERY_TASK_TIME_LIMIT")

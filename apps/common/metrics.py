@@ -53,9 +53,13 @@ scheduler_collector = SchedulerCollector()
 def _registry() -> CollectorRegistry:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         # Under gunicorn with several workers each process writes its own files; merge them.
+        from apps.webhooks.metrics import ledger_collector
+
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        # Gauges read from the database at scrape time are not per process: add them once.
         registry.register(scheduler_collector)
+        registry.register(ledger_collector)
         return registry
     return REGISTRY
 

@@ -74,3 +74,12 @@ def test_celery_tasks_ack_late_and_are_rejected_when_a_worker_dies() -> None:
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+def test_multiprocess_export_merges_workers_and_keeps_the_database_gauges(
+    client: Client, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = client.get("/metrics").content.decode()
+    assert "billing_worker_heartbeat_timestamp_seconds" in text
+    assert "billing_webhook_ledger_events" in text
