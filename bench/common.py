@@ -1,3 +1,5 @@
+# Local tools (psql, redis-cli, wrk, gunicorn) run with fixed arguments and constant SQL.
+# ruff: noqa: S603, S607, S608
 """Shared pieces of the HTTP and worker benchmarks: environment, database, gunicorn, wrk, counters.
 
 Everything runs on 127.0.0.1: PostgreSQL database `billing_bench`, Redis db 11 (cache) and db 10
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -172,7 +175,14 @@ def _ms(value: str, unit: str) -> float:
 
 
 def wrk(
-    url: str, *, seconds: int, connections: int, threads: int = 1, headers: dict[str, str] | None = None, script: str = ""
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+    headers: dict[str, str] | None = None,
+    script: str = "",
+    script_args: tuple[str, ...] = (),
 ) -> WrkResult:
     if not url.startswith(f"http://{HOST}:"):
         raise ValueError("benchmarks only send traffic to 127.0.0.1")
@@ -181,7 +191,10 @@ def wrk(
         cmd += ["-H", f"{name}: {value}"]
     if script:
         cmd += ["-s", script]
-    out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+    cmd.append(url)
+    if script_args:
+        cmd += ["--", *script_args]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
     if total is None:
         raise RuntimeError(out)
@@ -220,8 +233,66 @@ def seed_tenant() -> int:
     PriceFeature.objects.get_or_create(
         project=project, stripe_price_id=BENCH_PRICE, defaults={"feature_code": BENCH_FEATURE}
     )
-    app, _ = App.objects.get_or_create(
-        project=project, name="bench-app", defaults={"scopes": ["entitlements:read", "entitlements:write"]}
-    )
+    app, _ = App.objects.get_or_create(project=project, name="bench-app", defaults={"scopes": ["entitlements:read"]})
     api_key_install(app=app, new_key=key_from_raw(BENCH_KEY), label="bench", created_by="bench")
     return project.pk
+
+
+def subscription_event(event_id: str, user_id: str, *, created: int, period_end: int) -> dict[str, Any]:
+    """A customer.subscription.updated event as Stripe sends it (a renewal: a new period end)."""
+    start = created - 40 * 86400
+    period_start = period_end - 30 * 86400
+    subscription = {
+        "id": f"sub_{user_id}",
+        "object": "subscription",
+        "status": "active",
+        "customer": f"cus_{user_id}",
+        "currency": "eur",
+        "collection_method": "charge_automatically",
+        "start_date": start,
+        "created": start,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+        "ended_at": None,
+        "livemode": False,
+        "metadata": {"project": BENCH_PROJECT, "user_id": user_id},
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": f"si_{user_id}",
+                    "object": "subscription_item",
+                    "quantity": 1,
+                    "price": {
+                        "id": BENCH_PRICE,
+                        "object": "price",
+                        "currency": "eur",
+                        "unit_amount": 1500,
+                        "recurring": {"interval": "month", "interval_count": 1},
+                        "product": "prod_bench_pro",
+                    },
+                    "current_period_start": period_start,
+                    "current_period_end": period_end,
+                }
+            ],
+        },
+    }
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "api_version": "2026-08-26.dahlia",
+        "created": created,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "data": {
+            "object": subscription,
+            "previous_attributes": {"items": {"data": [{"current_period_end": period_start}]}},
+        },
+    }
+
+
+def purge_broker_queue() -> None:
+    """Drops queued process_event messages left in the benchmark broker (Redis db 10)."""
+    redis_cmd(10, "DEL", "celery", "unacked", "unacked_index")

@@ -3,7 +3,8 @@
 Request i is due at t0 + i/rate whatever happened to the earlier ones, and its latency is measured
 from that due time, not from when it was actually sent: a server (or client) stall makes the
 requests queued behind it late, and that lateness is counted (no coordinated omission).
-Bounded: exactly rate*duration requests, each with a timeout, and an overall deadline.
+The first `warmup` seconds run at the same rate but are not recorded (connection set-up).
+Bounded: exactly rate*(warmup+duration) requests, each with a timeout, and an overall deadline.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def _open_loop(
-    make_request: Callable[[int], Request], rate: float, duration: float, timeout: float, expect: int
+    make_request: Callable[[int], Request], rate: float, duration: float, warmup: float, timeout: float, expect: int
 ) -> OpenLoopResult:
-    total = int(rate * duration)
+    skipped = int(rate * warmup)
+    total = skipped + int(rate * duration)
     latencies: list[float] = []
     errors = 0
     last_done = 0.0
@@ -60,19 +62,21 @@ async def _open_loop(
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
-        async def fire(request: Request, due: float) -> None:
+        async def fire(request: Request, due: float, record: bool) -> None:
             nonlocal errors, last_done
             method, url, headers, body = request
             try:
                 async with session.request(method, url, headers=headers, data=body) as response:
                     await response.read()
                     if response.status != expect:
-                        errors += 1
+                        errors += record
                         return
             except (aiohttp.ClientError, TimeoutError):
-                errors += 1
+                errors += record
                 return
             done = loop.time()
+            if not record:
+                return
             latencies.append(done - due)
             last_done = max(last_done, done)
 
@@ -84,14 +88,16 @@ async def _open_loop(
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            max_lag = max(max_lag, loop.time() - due)
-            tasks.append(asyncio.create_task(fire(request, due)))
+            if i >= skipped:
+                max_lag = max(max_lag, loop.time() - due)
+            tasks.append(asyncio.create_task(fire(request, due, i >= skipped)))
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=timeout + 5)
     latencies.sort()
-    span = (last_done - t0) if last_done > t0 else math.nan
+    start = t0 + skipped / rate
+    span = (last_done - start) if last_done > start else math.nan
     return OpenLoopResult(
         offered_rps=rate,
-        sent=total,
+        sent=total - skipped,
         ok=len(latencies),
         errors=errors,
         achieved_rps=len(latencies) / span,
@@ -104,7 +110,13 @@ async def _open_loop(
 
 
 def open_loop(
-    make_request: Callable[[int], Request], *, rate: float, duration: float, timeout: float = 5.0, expect: int = 200
+    make_request: Callable[[int], Request],
+    *,
+    rate: float,
+    duration: float,
+    warmup: float = 1.0,
+    timeout: float = 5.0,
+    expect: int = 200,
 ) -> OpenLoopResult:
-    """Sends rate*duration requests at fixed intervals; make_request(i) gives request i."""
-    return asyncio.run(_open_loop(make_request, rate, duration, timeout, expect))
+    """Sends rate*(warmup+duration) requests at fixed intervals; make_request(i) gives request i."""
+    return asyncio.run(_open_loop(make_request, rate, duration, warmup, timeout, expect))

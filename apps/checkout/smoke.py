@@ -132,7 +132,7 @@ def smoke_checkout(service: Service, say: Callable[[str], None], *, card: str = 
             sandbox = False
         if not sandbox:
             return "skipped: the page is Stripe's own; pay it in a browser with a test card"
-        response = requests.post(f"{state['url']}/pay", data={"card": card}, allow_redirects=False, timeout=30)
+        response = requests.post(f"{state['url']}/pay", data={"card_number": card}, allow_redirects=False, timeout=30)
         _expect(response.status_code, 303, response.text[:200], "POST the hosted page's pay form")
         location = response.headers.get("Location", "")
         if not location.startswith(f"{state['prefix']}/smoke/success"):

@@ -100,7 +100,13 @@ def entitlements_recompute(*, project: Project, user_id: str) -> list[Window]:
     windows = windows_compute(project=project, user_id=user_id)
     now = timezone.now()
     with transaction.atomic():
-        Entitlement.objects.filter(project=project, user_id=user_id).delete()
+        stored = Entitlement.objects.filter(project=project, user_id=user_id)
+        current = {
+            Window(e.feature_code, e.source, e.source_id, e.valid_from, e.valid_to) for e in stored.select_for_update()
+        }
+        if current == set(windows):
+            return windows  # nothing changed: no rewrite, and the cached answer stays valid
+        stored.delete()
         Entitlement.objects.bulk_create(
             Entitlement(
                 project=project,

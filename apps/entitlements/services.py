@@ -54,6 +54,9 @@ def _subscription_row_locked(*, project: Project, user_id: str, subscription_id:
     would both insert. The insert runs in a savepoint: the loser of that race waits on the unique
     index, gets IntegrityError, and then locks the winner's row like any later event.
     """
+    existing = SubscriptionRecord.objects.select_for_update().filter(stripe_subscription_id=subscription_id).first()
+    if existing is not None:
+        return existing  # the common case: one statement, no savepoint
     try:
         with transaction.atomic():
             SubscriptionRecord.objects.create(

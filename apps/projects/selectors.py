@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -84,13 +85,22 @@ def api_client_resolve(raw_key: str) -> ApiClient | None:
         return None
     if not digests_match(key_digest(raw_key), record.digest):
         return None
-    _touch_last_used(record.client.key_id)
+    _touch_last_used(record.client.key_id, prefix)
     return record.client
 
 
-def _touch_last_used(key_id: int) -> None:
-    # cache.add succeeds for one request per key per interval; only that one writes. On a dead
-    # cache add() answers falsy and nobody writes, which keeps the hot path free of DB writes.
+# Keyed by prefix too: row ids can be reused (a restored database, a test run), prefixes are random.
+_touched_until: dict[tuple[int, str], float] = {}
+
+
+def _touch_last_used(key_id: int, prefix: str) -> None:
+    # A process asks the shared cache at most once per interval per key (no round trip on most
+    # requests); cache.add then lets one request across all processes write. On a dead cache add()
+    # answers falsy and nobody writes, which keeps the hot path free of DB writes.
+    now = time.time()
+    if _touched_until.get((key_id, prefix), 0.0) > now:
+        return
+    _touched_until[(key_id, prefix)] = now + settings.API_KEY_TOUCH_SECONDS
     if cache.add(f"apikey:touched:{key_id}", 1, timeout=settings.API_KEY_TOUCH_SECONDS):
         ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
 

@@ -34,7 +34,7 @@ def pay_on_hosted_page(checkout_url: str, card: str = "4242424242424242") -> req
     """What a person does on Stripe's page: open it, then submit the pay form with a test card."""
     page = requests.get(checkout_url, timeout=10)
     assert page.status_code == 200
-    return requests.post(f"{checkout_url}/pay", data={"card": card}, allow_redirects=False, timeout=10)
+    return requests.post(f"{checkout_url}/pay", data={"card_number": card}, allow_redirects=False, timeout=10)
 
 
 def counts(client: Any) -> dict[str, int]:

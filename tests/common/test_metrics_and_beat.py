@@ -72,7 +72,7 @@ def test_celery_tasks_ack_late_and_are_rejected_when_a_worker_dies() -> None:
 
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
-    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.worker_prefetch_multiplier == 4  # safe with acks_late; see settings
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
 
 

@@ -45,7 +45,7 @@ class Stack:
         response = self.tenant.client().post("/api/v1/checkout/session", body, format="json")
         assert response.status_code == 201, response.json()
         url = str(response.json()["checkout_url"])
-        paid = requests.post(f"{url}/pay", data={"card": card}, allow_redirects=False, timeout=10)
+        paid = requests.post(f"{url}/pay", data={"card_number": card}, allow_redirects=False, timeout=10)
         assert paid.status_code == 303, paid.text[:300]
         return url
 

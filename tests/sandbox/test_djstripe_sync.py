@@ -34,7 +34,9 @@ def test_djstripe_sync_models_succeeds_against_the_sandbox(
         }
     )
     assert session.url is not None
-    paid = requests.post(f"{session.url}/pay", data={"card": "4242424242424242"}, allow_redirects=False, timeout=10)
+    paid = requests.post(
+        f"{session.url}/pay", data={"card_number": "4242424242424242"}, allow_redirects=False, timeout=10
+    )
     assert paid.status_code == 303
 
     call_command("djstripe_sync_models", *MODELS)

@@ -53,8 +53,9 @@ def _retry_reason(error: stripe.StripeError) -> str | None:
         return "rate_limited"
     if isinstance(error, stripe.APIConnectionError):
         return "network"
-    if isinstance(error, stripe.IdempotencyError) or error.http_status == 409:
-        # Stripe answers 409 while a request with the same key is still being processed.
+    if error.http_status == 409:
+        # Stripe answers 409 while a request with the same key is still being processed. (Its 400
+        # idempotency_error, same key with other parameters, is final: retrying cannot fix it.)
         return "idempotency_in_flight"
     if error.http_status is not None and error.http_status >= 500:
         return "server_error"

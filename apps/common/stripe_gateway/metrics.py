@@ -9,7 +9,8 @@ stripe_requests = Counter(
 )
 stripe_retries = Counter(
     "billing_stripe_retries_total",
-    "Stripe API attempts that were retried, by operation and reason (rate_limited, server_error, network).",
+    "Stripe API attempts that were retried, by operation and reason "
+    "(rate_limited, server_error, network, idempotency_in_flight).",
     ["operation", "reason"],
 )
 stripe_latency = Histogram(

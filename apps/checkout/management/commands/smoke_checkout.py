@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 from tempfile import mkdtemp
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.checkout.smoke import HttpService, InProcessService, Service, SmokeFailure, smoke_checkout
 from apps.common.sandbox_launcher import SANDBOX_SECRET_KEY, sandbox_start, sandbox_wait_healthy
+from apps.common.stripe_gateway import StripeInvalidRequest, StripeUnavailable
 
 
 def _free_port() -> int:
@@ -33,10 +35,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
-        sandbox = None
+        sandbox: subprocess.Popen[bytes] | None = None
         try:
             if options["in_process"]:
-                sandbox, service = self._in_process_service()
+                port = _free_port()
+                sandbox = sandbox_start(
+                    port=port, data_dir=Path(mkdtemp(prefix="smoke-sandbox-")), retry_time_scale=0.001
+                )
+                service = self._in_process_service(sandbox, port)
             elif options["base_url"]:
                 service = HttpService(options["base_url"].rstrip("/"), options["api_key"] or settings.DEMO_API_KEY)
             else:
@@ -44,18 +50,18 @@ class Command(BaseCommand):
             smoke_checkout(service, self.stdout.write)
         except SmokeFailure as exc:
             raise CommandError(f"FAILED {exc}") from None
+        except (StripeInvalidRequest, StripeUnavailable) as exc:
+            raise CommandError(f"FAILED at Stripe: {exc.detail}") from None
         finally:
             if sandbox is not None:
                 sandbox.terminate()
                 sandbox.wait(timeout=10)
         self.stdout.write(self.style.SUCCESS(f"smoke checkout passed in {time.monotonic() - started:.1f}s"))
 
-    def _in_process_service(self) -> tuple[Any, Service]:
+    def _in_process_service(self, sandbox: subprocess.Popen[bytes], port: int) -> Service:
         from apps.catalog.demo import demo_catalog_seed
         from apps.projects.demo import demo_seed
 
-        port = _free_port()
-        sandbox = sandbox_start(port=port, data_dir=Path(mkdtemp(prefix="smoke-sandbox-")), retry_time_scale=0.001)
         url = f"http://127.0.0.1:{port}"
         sandbox_wait_healthy(url, sandbox)
         self.stdout.write(f"ok   a private Stripe sandbox runs at {url}")
@@ -64,4 +70,4 @@ class Command(BaseCommand):
         seed = demo_seed(base_url="http://127.0.0.1:8000")
         demo_catalog_seed(project=seed.project)
         self.stdout.write(f"ok   the demo tenant and its catalog are seeded (project {seed.project.slug})")
-        return sandbox, InProcessService(seed.api_key)
+        return InProcessService(seed.api_key)
