@@ -8,10 +8,11 @@ need no job: the same windows answer `as_of` queries about the past and the futu
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.catalog.models import PriceFeature
@@ -95,11 +96,28 @@ def windows_compute(*, project: Project, user_id: str) -> list[Window]:
     return windows
 
 
+def _lock_user(project_id: int, user_id: str) -> None:
+    """Serialises recomputes of one (project, user) until the transaction ends.
+
+    Two events of one user processed at once would each compute without the other's uncommitted
+    change, and the later write would drop the earlier one's. With this lock the second computes
+    after the first committed, and so sees both. (SQLite runs one writer at a time anyway.)
+    """
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.blake2b(f"entitlements:{project_id}:{user_id}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+
+
 def entitlements_recompute(*, project: Project, user_id: str) -> list[Window]:
     """Replaces the user's projection with one computed from the sources; the only writer of it."""
-    windows = windows_compute(project=project, user_id=user_id)
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint when nested (the usual case, inside event processing): a failure here fails the
+    # whole event anyway, and a savepoint costs two statements per event.
+    with transaction.atomic(savepoint=False):
+        _lock_user(project.pk, user_id)
+        windows = windows_compute(project=project, user_id=user_id)
         stored = Entitlement.objects.filter(project=project, user_id=user_id)
         current = {
             Window(e.feature_code, e.source, e.source_id, e.valid_from, e.valid_to) for e in stored.select_for_update()

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 
 from apps.catalog.models import PriceFeature
 from apps.entitlements.models import Purchase, RevenueEntry, SubscriptionRecord
@@ -81,7 +80,7 @@ def subscription_apply_snapshot(
     Two events about one subscription in the same second cannot be ordered by `created`; then
     Stripe's current object (`refetch`) decides, so the stored state is never the older one.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # nested in event processing; see projection.py
         record = _subscription_row_locked(project=project, user_id=user_id, subscription_id=data["id"])
         fresh = record.last_event_id == ""
         if not fresh and event_created < record.last_event_created:
@@ -202,11 +201,11 @@ def revenue_refund_record(
 ) -> list[str]:
     """Appends the increment of a charge's cumulative refund since the last one recorded."""
     with transaction.atomic():
-        recorded = (
+        # Lock the charge's refund rows, then sum them: FOR UPDATE cannot be combined with an aggregate.
+        recorded = sum(
             RevenueEntry.objects.select_for_update()
             .filter(kind=RevenueEntry.Kind.REFUND, stripe_charge_id=charge_id)
-            .aggregate(total=Sum("amount"))["total"]
-            or 0
+            .values_list("amount", flat=True)
         )
         delta = amount_refunded_total - recorded
         if delta <= 0:

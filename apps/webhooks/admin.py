@@ -90,7 +90,12 @@ class ProcessorEventAdmin(_ReadOnly):
         level = messages.WARNING if run.status == ReplayRun.Status.FAILED else messages.SUCCESS
         self.message_user(request, f"{'Dry-run replay' if dry_run else 'Replay'} #{run.pk}: {counts}.", level)
 
-    @admin.action(description="Replay selected events", permissions=["view"])
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        # Ledger rows are read-only in the admin, but a real replay changes state: it needs the
+        # change permission on the ledger (superusers have it), not just the right to look.
+        return bool(request.user.has_perm("webhooks.change_processorevent"))
+
+    @admin.action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent]) -> None:
         self._replay(request, queryset, dry_run=False)
 

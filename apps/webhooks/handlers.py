@@ -77,6 +77,16 @@ def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
     return str(value.get("id") if isinstance(value, dict) else value)
 
 
+def _invoice_payment_intent(invoice: dict[str, Any]) -> str:
+    """The payment intent that paid an invoice: in `payments` on the current API, at the top before."""
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        intent = (payment.get("payment") or {}).get("payment_intent")
+        if intent:
+            return str(intent.get("id") if isinstance(intent, dict) else intent)
+    intent = invoice.get("payment_intent")
+    return str(intent.get("id") if isinstance(intent, dict) else intent or "")
+
+
 @handles("invoice.payment_succeeded", "invoice.paid", "invoice.payment_failed")
 def invoice_payment(event: StripeEvent) -> Outcome:
     invoice = event.data_object
@@ -99,7 +109,7 @@ def invoice_payment(event: StripeEvent) -> Outcome:
                 amount=int(line.get("amount") or 0),
                 currency=str(invoice.get("currency") or ""),
                 paid_at=_at(event),
-                payment_intent_id="",
+                payment_intent_id=_invoice_payment_intent(invoice),
                 invoice_id=f"{invoice['id']}:{line.get('id') or price_id}",
             )
         if changes:
