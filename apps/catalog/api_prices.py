@@ -15,8 +15,7 @@ from apps.catalog import selectors, services
 from apps.catalog.models import FEATURE_CODE_PATTERN
 from apps.catalog.sync import catalog_sync
 from apps.common.pagination import paginate_sorted
-from apps.projects.models import Project
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, client_project
 
 _PRICE_EXAMPLE = {
     "price_id": "price_1PgafmB7WZ01zgkW6dKueIc5",
@@ -90,9 +89,7 @@ class CatalogPriceFeatureSetApi(APIView):
     def put(self, request: Request, price_id: str) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        price = services.price_feature_set(
-            project=Project.objects.get(pk=client_of(request).project_id), price_id=price_id, **data.validated_data
-        )
+        price = services.price_feature_set(project=client_project(request), price_id=price_id, **data.validated_data)
         return Response(CatalogPriceSerializer(price).data)
 
 
@@ -112,7 +109,7 @@ class CatalogSyncApi(APIView):
         examples=[OpenApiExample("Synced", value={"products": 2, "prices": 3})],
     )
     def post(self, request: Request) -> Response:
-        report = catalog_sync(project=Project.objects.get(pk=client_of(request).project_id))
+        report = catalog_sync(project=client_project(request))
         return Response({"products": report.products, "prices": report.prices})
 
 

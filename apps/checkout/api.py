@@ -13,8 +13,7 @@ from rest_framework.views import APIView
 from apps.checkout import services
 from apps.checkout.models import CheckoutSession
 from apps.common.idempotency import idempotent
-from apps.projects.models import Project
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+from apps.projects.permissions import CLIENT_PERMISSIONS, client_project, validated_input
 
 _ERRORS = {
     400: OpenApiResponse(description="Invalid input, with the field that is wrong; or Stripe refused the request."),
@@ -24,10 +23,6 @@ _ERRORS = {
     429: OpenApiResponse(description="Rate limited; see Retry-After."),
     502: OpenApiResponse(description="Stripe unavailable: `{detail, stripe_request_id}`."),
 }
-
-
-def _project(request: Request) -> Project:
-    return Project.objects.get(pk=client_of(request).project_id)
 
 
 class _MetadataField(serializers.DictField):
@@ -107,11 +102,8 @@ class CheckoutSessionCreateApi(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        values.pop("project_id")
-        session = services.checkout_session_create(project=_project(request), **values)
+        values = validated_input(request, self.InputSerializer)
+        session = services.checkout_session_create(project=client_project(request), **values)
         body = {"checkout_url": session.url, "session_id": session.stripe_session_id, "expires_at": session.expires_at}
         return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
@@ -154,11 +146,6 @@ class PortalSessionCreateApi(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        portal = services.portal_session_create(
-            project=_project(request),
-            user_id=data.validated_data["user_id"],
-            return_url=data.validated_data["return_url"],
-        )
+        values = validated_input(request, self.InputSerializer)
+        portal = services.portal_session_create(project=client_project(request), **values)
         return Response(self.OutputSerializer({"portal_url": portal.url}).data, status=status.HTTP_201_CREATED)

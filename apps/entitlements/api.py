@@ -13,8 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.entitlements import grants, selectors
-from apps.projects.models import Project
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, client_project, validated_input
 
 _USER = OpenApiParameter("user_id", str, required=True, description="Your app's id for the user.")
 _PROJECT = OpenApiParameter("project_id", int, required=True, description="Must be your key's project.")
@@ -178,11 +177,8 @@ class GrantCreateApi(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        values.pop("project_id")
-        grant = grants.grant_create(project=Project.objects.get(pk=client_of(request).project_id), **values)
+        values = validated_input(request, self.InputSerializer)
+        grant = grants.grant_create(project=client_project(request), **values)
         return Response(self.OutputSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 
@@ -221,9 +217,6 @@ class GrantRevokeApi(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        values.pop("project_id")
-        count = grants.grants_revoke(project=Project.objects.get(pk=client_of(request).project_id), **values)
+        values = validated_input(request, self.InputSerializer)
+        count = grants.grants_revoke(project=client_project(request), **values)
         return Response({"revoked": count})

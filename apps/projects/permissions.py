@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from apps.projects.models import Project
 from apps.projects.selectors import ApiClient
 
 if TYPE_CHECKING:
@@ -78,3 +79,21 @@ class ProjectMatches(BasePermission):
 
 
 CLIENT_PERMISSIONS = [IsApiClient, HasScopes, ProjectMatches]
+
+
+def client_project(request: Request) -> Project:
+    """The calling key's project (active: inactive projects fail authentication)."""
+    return Project.objects.get(pk=client_of(request).project_id)
+
+
+def validated_input(request: Request, serializer_class: type[serializers.Serializer[Any]]) -> dict[str, Any]:
+    """The request body validated by `serializer_class` (a 400 naming the fields otherwise).
+
+    `project_id` is dropped: ProjectMatches already required it to be the key's own project, so
+    services take the project from the key, never from the body.
+    """
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    values = dict(data.validated_data)
+    values.pop("project_id", None)
+    return values
