@@ -16,12 +16,6 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The service is temporarily unavailable; retry shortly."
-    default_code = "service_unavailable"
-
-
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."

@@ -95,8 +95,9 @@ def subscription_apply_snapshot(
         fields = _subscription_fields(data)
         was_past_due = not fresh and record.status == "past_due"
         if fields["status"] == "past_due":
-            # A renewal that cannot be charged makes the subscription past_due when its new period
-            # starts; the event may be delivered (and created) later, so the later of the two counts.
+            # The later of two lower bounds. A renewal fails when it opens the period, so never
+            # before current_period_start (this also corrects a state refetched under an older
+            # event's timestamp); a mid-period invoice (an upgrade) fails later, at the event.
             became = max(filter(None, [_ts(event_created), fields["current_period_start"]]))
             fields["past_due_since"] = record.past_due_since if was_past_due else became
         else:

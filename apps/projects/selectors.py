@@ -38,9 +38,6 @@ class ApiClient:
     is_authenticated = True
     is_anonymous = False
 
-    def has_scopes(self, *scopes: str) -> bool:
-        return set(scopes) <= self.scopes
-
 
 @dataclass(frozen=True)
 class _KeyRecord:

@@ -51,7 +51,3 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
 def handler_for(event_type: str) -> Handler | None:
     return _HANDLERS.get(event_type)
-
-
-def handled_types() -> list[str]:
-    return sorted(_HANDLERS)

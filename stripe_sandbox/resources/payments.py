@@ -60,16 +60,21 @@ def get_payment_intent(sb: Sandbox, req: ApiRequest) -> JsonObject:
     return sb.store.require(req.arg("id"), "payment_intent")
 
 
-@route("POST", "/v1/payment_intents/{id}")
-def update_payment_intent(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    pi = sb.store.require(req.arg("id"), "payment_intent")
+def _update_metadata_and_description(sb: Sandbox, req: ApiRequest, kind: str, event_type: str | None) -> JsonObject:
+    """The update these resources share here: metadata (merged, as at Stripe) and description."""
+    obj = sb.store.require(req.arg("id"), kind)
     changes: dict[str, Any] = {}
     if "metadata" in req.params:
-        changes["metadata"] = merge_metadata(pi["metadata"], req.params["metadata"])
+        changes["metadata"] = merge_metadata(obj["metadata"], req.params["metadata"])
     if "description" in req.params:
         changes["description"] = get_str(req.params, "description")
-    sb.update(pi, changes)
-    return pi
+    sb.update(obj, changes, event_type)
+    return obj
+
+
+@route("POST", "/v1/payment_intents/{id}")
+def update_payment_intent(sb: Sandbox, req: ApiRequest) -> JsonObject:
+    return _update_metadata_and_description(sb, req, "payment_intent", None)
 
 
 @route("POST", "/v1/payment_intents/{id}/confirm")
@@ -106,14 +111,7 @@ def get_charge(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("POST", "/v1/charges/{id}")
 def update_charge(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    charge = sb.store.require(req.arg("id"), "charge")
-    changes: dict[str, Any] = {}
-    if "metadata" in req.params:
-        changes["metadata"] = merge_metadata(charge["metadata"], req.params["metadata"])
-    if "description" in req.params:
-        changes["description"] = get_str(req.params, "description")
-    sb.update(charge, changes, "charge.updated")
-    return charge
+    return _update_metadata_and_description(sb, req, "charge", "charge.updated")
 
 
 @route("GET", "/v1/charges")
@@ -178,14 +176,7 @@ def get_invoice(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("POST", "/v1/invoices/{id}")
 def update_invoice(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    invoice = sb.store.require(req.arg("id"), "invoice")
-    changes: dict[str, Any] = {}
-    if "metadata" in req.params:
-        changes["metadata"] = merge_metadata(invoice["metadata"], req.params["metadata"])
-    if "description" in req.params:
-        changes["description"] = get_str(req.params, "description")
-    sb.update(invoice, changes, "invoice.updated")
-    return invoice
+    return _update_metadata_and_description(sb, req, "invoice", "invoice.updated")
 
 
 @route("POST", "/v1/invoices/{id}/pay")

@@ -148,3 +148,17 @@ def test_sources_combine_and_the_latest_end_wins(alice: Tenant, pro: str) -> Non
     assert entitlement_check(project_id=alice.project.pk, user_id="u1", feature_code="pro", at=NOW) == (True, None)
     sources = {row["source"] for row in entitlement_list(project_id=alice.project.pk, user_id="u1", at=NOW)}
     assert sources == {"subscription", "grant"}
+
+
+def test_past_due_grace_runs_from_the_failed_renewal_even_when_learnt_from_an_older_event(
+    alice: Tenant, pro: str
+) -> None:
+    alice.project.past_due_grace_days = 2
+    alice.project.save()
+    renewal = NOW - dt.timedelta(days=1)
+    # Today's past_due state arrives under an older event (as after a same-second refetch).
+    snapshot = subscription_snapshot(status="past_due", start=ts(renewal) - 30 * DAY, period_end=ts(renewal) + 30 * DAY)
+    snapshot["items"]["data"][0]["current_period_start"] = ts(renewal)
+    apply(alice, snapshot, ts(NOW) - 20 * DAY, "evt_old")
+    assert check(alice, at=renewal + dt.timedelta(days=1, hours=23)) is True
+    assert check(alice, at=renewal + dt.timedelta(days=2, hours=1)) is False
