@@ -20,9 +20,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stripe_sandbox import DEFAULT_API_KEY
 from stripe_sandbox.testing import SandboxProcess
 
-AUTH = {"Authorization": "Bearer sk_test_bench"}
+AUTH = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}  # the sandbox accepts only its own key
 
 
 async def seed(session: aiohttp.ClientSession, base: str, count: int) -> list[str]:

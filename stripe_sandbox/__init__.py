@@ -6,3 +6,6 @@ through the official SDK pointed at it. Nothing under ``apps/`` imports this pac
 
 # The API version the sandbox serves, pinned to the one the installed SDK speaks.
 API_VERSION = "2026-08-26.dahlia"
+# The one secret key the sandbox accepts unless started with another (``--api-key``); any other
+# key gets 401, as at Stripe. dj-stripe accepts only keys of 24+ characters after the prefix.
+DEFAULT_API_KEY = "sk_test_sandbox0000000000000000000000"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import DEFAULT_API_KEY
 from .app import create_app
 from .config import SandboxConfig
 from .sandbox import Sandbox
 
-HOST = "127.0.0.1"  # never all interfaces: the sandbox accepts any sk_test_ key
+HOST = "127.0.0.1"  # never all interfaces: its key is public
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-time-scale", type=float, default=1.0, help="webhook retry schedule factor")
     parser.add_argument("--delivery-timeout", type=float, default=10.0, help="webhook attempt timeout, seconds")
     parser.add_argument("--allow-remote-webhooks", action="store_true", help="deliver to non-loopback URLs too")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the only secret key accepted (default %(default)s)")
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
@@ -37,7 +39,7 @@ async def serve(args: argparse.Namespace) -> None:
         delivery_timeout_s=args.delivery_timeout,
         allow_remote_webhooks=args.allow_remote_webhooks,
     )
-    sb = Sandbox(config, args.data_dir)
+    sb = Sandbox(config, args.data_dir, api_key=args.api_key)
     runner = web.AppRunner(create_app(sb), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, HOST, args.port)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import API_VERSION, context, control, resources
+from . import API_VERSION, accepted, context, control, resources
 from .api import ROUTES, ApiHandler, ApiRequest
 from .errors import StripeError, unknown_route
 from .hosted import checkout as hosted_checkout
@@ -20,6 +20,8 @@ from .render import expand
 from .sandbox import Sandbox
 
 SANDBOX = control.SANDBOX
+# (method, route pattern) -> the parameters the route accepts (stripe_sandbox/accepted.py).
+SPECS: web.AppKey[dict[tuple[str, str], accepted.Node]] = web.AppKey("specs", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Routes that change nothing: no Idempotency-Key handling, no persistence.
 READ_METHODS = ("GET", "HEAD")
@@ -28,6 +30,8 @@ assert resources  # importing it registered the /v1 routes
 
 
 def _authenticate(request: web.Request) -> str:
+    """Only the sandbox's own key is valid, as only an account's own keys are at Stripe: a
+    service configured with some other key would get 401 from Stripe too."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if not header:
@@ -35,9 +39,10 @@ def _authenticate(request: web.Request) -> str:
             401,
             "You did not provide an API key. Provide it in the Authorization header (Bearer auth).",
         )
-    if scheme.lower() != "bearer" or not key.startswith("sk_test_") or len(key) <= len("sk_test_"):
+    if scheme.lower() != "bearer" or not secrets.compare_digest(key, request.app[SANDBOX].api_key):
+        # Stripe shows the key's first characters and masks the rest.
         shown = key[:12] + "*" * max(0, len(key) - 12)
-        raise StripeError(401, f"Invalid API Key provided: {shown}", code="api_key_invalid")
+        raise StripeError(401, f"Invalid API Key provided: {shown}")
     return key
 
 
@@ -76,6 +81,12 @@ async def stripe_protocol(request: web.Request, handler: Handler) -> web.StreamR
             response.headers["Request-Id"] = request_id
             return response
         params = await _params(request)
+        resource = request.match_info.route.resource
+        spec = request.app[SPECS].get((request.method, resource.canonical)) if resource is not None else None
+        if spec is not None:
+            # Before the Idempotency-Key is looked at: Stripe saves no result for a request whose
+            # parameters fail validation, so the same key can be retried with the right ones.
+            accepted.check(params, spec)
         if idem_key:
             stored = sb.idempotency.get(idem_key)
             request_print = fingerprint(request.method, request.path, params)
@@ -117,7 +128,7 @@ async def stripe_protocol(request: web.Request, handler: Handler) -> web.StreamR
                 headers={"Request-Id": request_id},
             )
         status, body = exc.status, json.dumps(exc.body())
-        if exc.error_type == "idempotency_error":
+        if exc.error_type == "idempotency_error" or exc.code == "parameter_unknown":
             return _json_response(status, body, request_id)
     if request.method not in READ_METHODS:
         if idem_key and status < 500:
@@ -151,8 +162,10 @@ def _wrap(api_handler: ApiHandler) -> Handler:
 def create_app(sb: Sandbox) -> web.Application:
     app = web.Application(middlewares=[stripe_protocol])
     app[SANDBOX] = sb
+    app[SPECS] = {}
     for method, path, api_handler in ROUTES:
         app.router.add_route(method, path, _wrap(api_handler))
+        app[SPECS][(method, path)] = accepted.spec_for(method, path)  # a route without a list fails here
     app.router.add_routes(control.routes)
     app.router.add_routes(hosted_checkout.routes)
     app.router.add_routes(hosted_portal.routes)

@@ -110,8 +110,7 @@ def confirm_payment_intent(sb: Sandbox, pi: JsonObject, pm: JsonObject) -> Decli
             "message": decline.message,
             "charge": charge["id"],
             "payment_method": pm,
-            "param": None,
-            "doc_url": None,
+            "doc_url": f"https://docs.stripe.com/error-codes/{decline.code.replace('_', '-')}",
         }
         sb.update(
             pi,

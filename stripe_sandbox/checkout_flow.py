@@ -17,7 +17,7 @@ def complete(sb: Sandbox, session: JsonObject, card_number: str, email: str | No
     """Pay ``session`` with ``card_number``. Raises StripeError (402) on a declined card; a
     declined subscription checkout changes nothing, as Stripe creates nothing until it pays."""
     if session["status"] != "open":
-        raise StripeError(400, f"This Checkout Session is {session['status']}.", code="checkout_session_not_open")
+        raise StripeError(400, f"This Checkout Session is {session['status']}.")
     card = card_for_number(card_number, "card_number")
     meta = sb.store.meta(session["id"])
     email = email or session["customer_email"]

@@ -32,12 +32,12 @@ class StripeError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {
-            "type": self.error_type,
-            "code": self.code,
-            "message": self.message,
-            "param": self.param,
-        }
+        # Stripe leaves ``code`` and ``param`` out when they do not apply (no ``null``).
+        error: dict[str, Any] = {"type": self.error_type, "message": self.message}
+        if self.code is not None:
+            error["code"] = self.code
+        if self.param is not None:
+            error["param"] = self.param
         error.update(self.extra)
         return {"error": error}
 
@@ -54,7 +54,8 @@ def resource_missing(kind: str, object_id: str, param: str = "id") -> StripeErro
     return StripeError(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
 
 
-def invalid(message: str, param: str | None = None, code: str = "parameter_invalid") -> StripeError:
+def invalid(message: str, param: str | None = None, code: str | None = None) -> StripeError:
+    """A 400; ``code`` only from Stripe's list of error codes (most invalid values have none)."""
     return StripeError(400, message, code=code, param=param)
 
 

@@ -50,10 +50,10 @@ class FaultRule:
             if self.retry_after is not None:
                 headers["Retry-After"] = str(self.retry_after)
         elif status >= 500:
-            error = {"type": "api_error", "code": None, "message": "An error occurred (sandbox fault)."}
+            # No ``code``/``param`` keys: Stripe leaves them out when they do not apply.
+            error = {"type": "api_error", "message": "An error occurred (sandbox fault)."}
         else:
-            error = {"type": "invalid_request_error", "code": None, "message": "Sandbox fault."}
-        error["param"] = None
+            error = {"type": "invalid_request_error", "message": "Sandbox fault."}
         return web.Response(
             status=status, text=json.dumps({"error": error}), content_type="application/json", headers=headers
         )

@@ -75,7 +75,7 @@ def get_int(params: dict[str, Any], name: str, *, required: bool = False, minimu
     try:
         value = int(raw)
     except ValueError:
-        raise invalid(f"Invalid integer: {raw}", name) from None
+        raise invalid(f"Invalid integer: {raw}", name, code="parameter_invalid_integer") from None
     if minimum is not None and value < minimum:
         raise invalid(f"Invalid {name}: must be at least {minimum}", name)
     return value

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import context
+from . import DEFAULT_API_KEY, context
 from .config import SandboxConfig
 from .delivery import DeliveryManager
 from .faults import FaultRegistry
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class Sandbox:
-    def __init__(self, config: SandboxConfig, data_dir: Path | None = None) -> None:
+    def __init__(self, config: SandboxConfig, data_dir: Path | None = None, api_key: str = DEFAULT_API_KEY) -> None:
+        self.api_key = api_key
         self.initial_config = replace(config)
         self.config = config
         self.data_dir = data_dir

@@ -19,8 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-# dj-stripe accepts only keys of 24+ characters after the mode prefix.
-DEFAULT_API_KEY = "sk_test_sandbox0000000000000000000000"
+from stripe_sandbox import DEFAULT_API_KEY
 
 
 class SandboxProcess:
@@ -59,6 +58,8 @@ class SandboxProcess:
             str(retry_time_scale),
             "--delivery-timeout",
             str(delivery_timeout),
+            "--api-key",
+            api_key,
         ]
         if data_dir is not None:
             args += ["--data-dir", str(data_dir)]

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 # dj-stripe accepts only keys with 24+ characters after the mode prefix.
-SANDBOX_SECRET_KEY = "sk_test_sandbox0000000000000000000000"  # noqa: S105 - the sandbox accepts any sk_test_ key
+SANDBOX_SECRET_KEY = "sk_test_sandbox0000000000000000000000"  # noqa: S105 - the only key the sandbox accepts (its default)
 
 
 def sandbox_start(*, port: int, data_dir: Path | None, retry_time_scale: float = 1.0) -> subprocess.Popen[bytes]:

@@ -124,9 +124,7 @@ def create_price(sb: Sandbox, params: dict[str, Any]) -> JsonObject:
             if get_bool(params, "transfer_lookup_key"):
                 sb.update(holder, {"lookup_key": None}, "price.updated")
             else:
-                raise invalid(
-                    f"A price (`{holder['id']}`) already uses that lookup key.", "lookup_key", code="lookup_key_taken"
-                )
+                raise invalid(f"A price (`{holder['id']}`) already uses that lookup key.", "lookup_key")
     if product_id is None:
         product = create_product(sb, product_data)
         product_id = product["id"]
@@ -175,9 +173,7 @@ def update_price(sb: Sandbox, req: ApiRequest) -> JsonObject:
         holder = _price_with_lookup_key(sb, lookup_key) if lookup_key else None
         if holder is not None and holder is not price:
             if not get_bool(params, "transfer_lookup_key"):
-                raise invalid(
-                    f"A price (`{holder['id']}`) already uses that lookup key.", "lookup_key", code="lookup_key_taken"
-                )
+                raise invalid(f"A price (`{holder['id']}`) already uses that lookup key.", "lookup_key")
             sb.update(holder, {"lookup_key": None}, "price.updated")
         changes["lookup_key"] = lookup_key
     sb.update(price, changes, "price.updated")

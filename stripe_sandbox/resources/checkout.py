@@ -48,6 +48,10 @@ def create_session(sb: Sandbox, req: ApiRequest) -> JsonObject:
     mode = get_str(params, "mode", required=True)
     if mode not in ("payment", "subscription"):
         raise invalid("The sandbox supports mode=payment and mode=subscription.", "mode")
+    ui_mode = get_str(params, "ui_mode") or "hosted_page"
+    if ui_mode != "hosted_page":
+        # Embedded and custom (Elements) checkouts need Stripe.js; only the hosted page exists here.
+        raise invalid("The sandbox supports ui_mode=hosted_page only.", "ui_mode")
     success_url = get_str(params, "success_url", required=True)
     raw_items = get_list(params, "line_items")
     if not raw_items:
@@ -123,7 +127,7 @@ def list_sessions(sb: Sandbox, req: ApiRequest) -> JsonObject:
     sessions = filter_equal(
         sb.store.newest_first("checkout.session"),
         req.params,
-        ["customer", "status", "payment_intent", "subscription", "client_reference_id"],
+        ["customer", "status", "payment_intent", "subscription"],
     )
     return paginate(sessions, req.params, "/v1/checkout/sessions")
 

@@ -168,7 +168,6 @@ def invoice(
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": None,
-        "threshold_reason": None,
         "total": 0,
         "total_discount_amounts": [],
         "total_excluding_tax": 0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import JsonObject, automatic_tax_off, nulls
+from .common import JsonObject, nulls
 
 
 def checkout_session(session_id: str, created: int, mode: str, expires_at: int, url: str) -> JsonObject:
@@ -14,7 +14,8 @@ def checkout_session(session_id: str, created: int, mode: str, expires_at: int, 
         "allow_promotion_codes": None,
         "amount_subtotal": 0,
         "amount_total": 0,
-        "automatic_tax": {**automatic_tax_off(), "status": None, "provider": None},
+        # A session's automatic_tax has no disabled_reason (subscriptions' and invoices' do).
+        "automatic_tax": {"enabled": False, "liability": None, "status": None, "provider": None},
         "billing_address_collection": None,
         "branding_settings": None,
         "cancel_url": None,
@@ -69,9 +70,9 @@ def checkout_session(session_id: str, created: int, mode: str, expires_at: int, 
         "submit_type": None,
         "subscription": None,
         "success_url": None,
-        "tax_id_collection": None,
+        "tax_id_collection": {"enabled": False, "required": "never"},
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",  # this API version's name (``hosted`` before)
         "url": url,
         "wallet_options": None,
     }

@@ -115,7 +115,6 @@ def charge(ch_id: str, created: int, amount: int, currency: str, pm: JsonObject)
             },
         },
         "presentment_details": None,
-        "radar_options": None,
         "receipt_email": None,
         "receipt_number": None,
         "receipt_url": None,
@@ -128,7 +127,6 @@ def charge(ch_id: str, created: int, amount: int, currency: str, pm: JsonObject)
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,
         "status": "succeeded",
-        "transfer": None,
         "transfer_data": None,
         "transfer_group": None,
     }
@@ -145,13 +143,10 @@ def refund(re_id: str, created: int, charge_obj: JsonObject, amount: int, reason
         "currency": charge_obj["currency"],
         "customer": charge_obj["customer"],
         "customer_account": None,
-        "description": None,
+        # No description, failure_reason, failure_balance_transaction, instructions_email or
+        # next_action: Stripe leaves them out of a card refund that succeeded.
         "destination_details": {"type": "card", "card": {"type": "refund", "reference_status": "pending"}},
-        "failure_balance_transaction": None,
-        "failure_reason": None,
-        "instructions_email": None,
         "metadata": {},
-        "next_action": None,
         "payment_intent": charge_obj["payment_intent"],
         "payment_method": charge_obj["payment_method"],
         "pending_reason": None,

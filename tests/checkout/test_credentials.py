@@ -7,6 +7,7 @@ from django.core.management import call_command
 from apps.checkout.services import customer_get_or_create
 from apps.common.stripe_gateway import StripeUnavailable
 from apps.common.stripe_gateway.credentials import SettingsCredentialsResolver
+from stripe_sandbox import DEFAULT_API_KEY
 from stripe_sandbox.testing import SandboxProcess
 from tests.conftest import Tenant
 
@@ -20,7 +21,7 @@ class RecordingResolver:
 
     def secret_key(self, *, project_slug: str | None) -> str:
         self.asked.append(project_slug)
-        return "sk_test_from_vault_0000000000000000000000"
+        return DEFAULT_API_KEY  # the sandbox accepts only its own key, as Stripe does an account's
 
 
 def test_settings_resolver_prefers_a_projects_own_key(settings: object) -> None:

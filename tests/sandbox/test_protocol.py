@@ -12,7 +12,8 @@ from stripe_sandbox import API_VERSION
 
 
 def test_missing_and_malformed_keys_are_401(sandbox) -> None:
-    for key in ("pk_test_abc", "sk_live_abc", "sk_test_"):
+    # Only the sandbox's own key is valid, as only an account's own keys are at Stripe.
+    for key in ("pk_test_abc", "sk_live_abc", "sk_test_", "sk_test_some_other_account_0000000000000"):
         bad = stripe.StripeClient(key, base_addresses={"api": sandbox.base_url}, max_network_retries=0)
         with pytest.raises(stripe.AuthenticationError) as info:
             bad.v1.customers.list()
@@ -36,7 +37,7 @@ def test_missing_resource_is_404_resource_missing(client) -> None:
 
 def test_unknown_route_uses_stripe_error_shape(sandbox) -> None:
     request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
-        sandbox.base_url + "/v1/nothing_here", headers={"Authorization": "Bearer sk_test_x"}
+        sandbox.base_url + "/v1/nothing_here", headers={"Authorization": f"Bearer {sandbox.api_key}"}
     )
     with pytest.raises(urllib.error.HTTPError) as raw:
         urllib.request.urlopen(request, timeout=5)  # noqa: S310 - 127.0.0.1 only

@@ -4,6 +4,7 @@ top-level keys of Stripe's own example object (when ../shared/stripe/fixtures3.j
 from __future__ import annotations
 
 import json
+import os
 import types
 import typing
 from pathlib import Path
@@ -15,10 +16,27 @@ from .conftest import form_post
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe" / "fixtures3.json"
 
+
+def stripe_examples() -> dict[str, dict]:
+    """Stripe's example objects by ``object`` name; outside CI a fresh clone may lack them (skip),
+    in CI they are always there (a missing file fails)."""
+    if not FIXTURES.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{FIXTURES} is missing; CI always provides it")
+        pytest.skip("../shared/stripe/fixtures3.json is not available")
+    resources: dict[str, dict] = json.loads(FIXTURES.read_text())["resources"]
+    return resources
+
+
 # Attributes Stripe leaves out unless asked (``expand``/includable) or that only exist on
 # some objects (deleted stubs, connected accounts, other payment-method types).
 NOT_DEFAULT = {
     "*": {"OBJECT_NAME", "deleted"},
+    # Stripe leaves these out of a card refund that succeeded and of a charge without Connect
+    # or Radar options, and out of an invoice no usage threshold created.
+    "refund": {"description", "failure_balance_transaction", "failure_reason", "instructions_email", "next_action"},
+    "charge": {"transfer", "radar_options"},
+    "invoice": {"threshold_reason"},
     "customer": {"cash_balance", "invoice_credit_balance", "sources", "subscriptions", "tax", "tax_ids"},
     "checkout.session": {"line_items"},
     "price": {"currency_options", "tiers"},
@@ -144,8 +162,6 @@ def test_objects_carry_every_sdk_attribute(served, resource) -> None:
 
 @pytest.mark.parametrize("resource", sorted(SDK_CLASSES))
 def test_top_level_keys_match_stripe_example(served, resource) -> None:
-    if not FIXTURES.exists():
-        pytest.skip("../shared/stripe/fixtures3.json is not available")
-    example = json.loads(FIXTURES.read_text())["resources"][resource]
+    example = stripe_examples()[resource]
     missing = sorted(set(example) - set(served[resource]))
     assert missing == [], f"{resource} lacks Stripe's default fields {missing}"
