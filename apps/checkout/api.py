@@ -69,10 +69,22 @@ class CheckoutSessionCreateApi(APIView):
         summary="Send a user to Stripe Checkout for a price",
         description=(
             "Creates (once) the user's Stripe customer and a Checkout session for one price of the project's "
-            "catalog. Redirect the user to `checkout_url`. Send an `Idempotency-Key` header to make retries safe."
+            "catalog. Redirect the user to `checkout_url`. Send an `Idempotency-Key` header to make retries safe. "
+            "Take `price_id` from `GET /api/v1/catalog/prices` (the example's id is only a shape)."
         ),
         request=InputSerializer,
-        responses={201: OutputSerializer, **_ERRORS},
+        responses={
+            201: OutputSerializer,
+            **_ERRORS,
+            409: OpenApiResponse(
+                description=(
+                    "The Idempotency-Key was used with a different body, or is in flight; or (subscription mode) "
+                    "the user already has an active subscription giving the price's feature: the `detail` points "
+                    "to the customer portal (`POST /api/v1/portal/session`). A project with "
+                    "`allow_multiple_subscriptions` allows a second one."
+                )
+            ),
+        },
         examples=[
             OpenApiExample(
                 "Subscribe to the monthly pro plan",
@@ -82,8 +94,8 @@ class CheckoutSessionCreateApi(APIView):
                     "project_id": 1,
                     "price_id": "price_1PgafmB7WZ01zgkW6dKueIc5",
                     "mode": "subscription",
-                    "success_url": "https://app.example/billing/success",
-                    "cancel_url": "https://app.example/billing/cancel",
+                    "success_url": "https://app.local/success",
+                    "cancel_url": "https://app.local/cancel",
                     "trial_days": 14,
                     "metadata": {"campaign": "spring"},
                 },
@@ -134,7 +146,7 @@ class PortalSessionCreateApi(APIView):
             OpenApiExample(
                 "Open the portal",
                 request_only=True,
-                value={"user_id": "user_42", "project_id": 1, "return_url": "https://app.example/account"},
+                value={"user_id": "user_42", "project_id": 1, "return_url": "https://app.local/account"},
             ),
             OpenApiExample(
                 "Created",

@@ -51,6 +51,13 @@ class CheckoutSession(models.Model):
     url = models.TextField(blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Learnt from webhooks: the payment intent (checkout.session.completed, or payment_intent.* events
+    # carrying our `checkout_session` metadata) and its latest failed attempt, where support looks.
+    # A failure grants and revokes nothing; the status stays what Checkout says.
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    last_payment_error_code = models.CharField(max_length=255, blank=True)
+    last_payment_error_message = models.TextField(blank=True)
+    payment_failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,9 +10,12 @@ import structlog
 from django.db import transaction
 from rest_framework.exceptions import NotFound, ValidationError
 
+from apps.catalog.models import PriceFeature
 from apps.catalog.selectors import project_price
 from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
 from apps.common import stripe_gateway
+from apps.common.errors import Conflict
+from apps.entitlements.models import SubscriptionRecord
 from apps.projects.models import Project
 from apps.projects.redirects import url_is_allowed
 
@@ -69,6 +72,41 @@ def _validate_checkout(
         raise ValidationError(errors)
 
 
+# Subscriptions that still give access, or will again once paid: a second one would bill twice.
+# past_due counts (the fix is a new card in the portal, not a new subscription); incomplete does not
+# (its first payment failed and it lapses on its own), nor do canceled, unpaid and the rest.
+HELD_SUBSCRIPTION_STATUSES = frozenset({"active", "trialing", "past_due"})
+PORTAL_HINT = "manage it in the customer portal: POST /api/v1/portal/session"
+
+
+def _refuse_second_subscription(*, project: Project, user_id: str, price_id: str) -> None:
+    """409 when the user already holds a subscription giving what this price gives.
+
+    "What it gives" is the price's feature code, or the price itself when it has none. Projects with
+    allow_multiple_subscriptions skip this. Read from our SubscriptionRecord rows (no Stripe call):
+    a subscription started seconds ago whose webhook has not arrived yet is not seen, which is the
+    accepted limit of a check made before Stripe is asked anything.
+    """
+    if project.allow_multiple_subscriptions:
+        return
+    features = dict(PriceFeature.objects.filter(project=project).values_list("stripe_price_id", "feature_code"))
+    wanted = features.get(price_id)
+    held = SubscriptionRecord.objects.filter(
+        project=project, user_id=user_id, status__in=HELD_SUBSCRIPTION_STATUSES
+    ).order_by("pk")
+    for subscription in held:
+        if wanted is not None and any(features.get(price) == wanted for price in subscription.price_ids):
+            raise Conflict(
+                f"User {user_id} already has an active subscription giving '{wanted}' "
+                f"({subscription.stripe_subscription_id}); {PORTAL_HINT}"
+            )
+        if price_id in subscription.price_ids:
+            raise Conflict(
+                f"User {user_id} already has an active subscription to {price_id} "
+                f"({subscription.stripe_subscription_id}); {PORTAL_HINT}"
+            )
+
+
 def _stripe_checkout_params(session: CheckoutSession, customer_id: str, project: Project) -> dict[str, Any]:
     metadata = {
         **session.metadata,
@@ -113,6 +151,9 @@ def checkout_session_create(
         cancel_url=cancel_url,
         trial_days=trial_days,
     )
+    if mode == CheckoutSession.Mode.SUBSCRIPTION:
+        # Before any Stripe call (the customer's creation included): a refused request creates nothing.
+        _refuse_second_subscription(project=project, user_id=user_id, price_id=price_id)
     customer = customer_get_or_create(project=project, user_id=user_id)
     assert customer.stripe_customer_id is not None
     session = CheckoutSession.objects.create(

@@ -147,6 +147,9 @@ class RevenueEntry(models.Model):
     # The payment intent for payments; "<charge>@<cumulative amount refunded>" for refunds.
     stripe_object_id = models.CharField(max_length=255)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Refund rows carry their charge's payment intent, so that a purchase recorded after its refund
+    # was seen (Stripe does not order deliveries) finds it: see services.purchase_record.
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     amount = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     occurred_at = models.DateTimeField()

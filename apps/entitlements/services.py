@@ -7,10 +7,11 @@ observably idempotent and a dry run can say what it would do. Callers recompute 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from apps.catalog.models import PriceFeature
 from apps.entitlements.models import Purchase, RevenueEntry, SubscriptionRecord
@@ -127,6 +128,56 @@ def _purchase_window(project: Project, price_id: str, paid_at: dt.datetime) -> t
     return feature.feature_code, (paid_at + dt.timedelta(days=days)) if days else None
 
 
+def _lock_payment(key: str) -> None:
+    """Serialises, until the transaction ends, the writers of one payment's purchase and refund state.
+
+    `key` is the payment intent (or, for a charge without one, the charge). A purchase and its
+    refund arrive as separate events that two workers may process at once: the refund would find no
+    committed purchase, the purchase no committed refund, and the refund would be lost; two
+    deliveries of one charge's refunds would each append an increment. Whichever takes this lock
+    second runs after the first committed, and sees its rows. (SQLite runs one writer at a time.)
+    """
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.blake2b(f"payment:{key}".encode(), digest_size=8).digest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+
+
+def _purchase_refund(purchase: Purchase, *, amount_refunded: int, refunded_at: dt.datetime) -> str | None:
+    """Raises the purchase's cumulative refund to `amount_refunded`; never lowers it. The change, or None.
+
+    Stripe's `amount_refunded` is cumulative, so a partial refund delivered after the full one is
+    simply smaller and changes nothing; `refunded_at` is the time of the refund that set the maximum.
+    """
+    if amount_refunded <= purchase.amount_refunded:
+        return None
+    purchase.amount_refunded = amount_refunded
+    if amount_refunded >= purchase.amount:
+        purchase.status = Purchase.Status.REFUNDED
+    purchase.refunded_at = refunded_at
+    purchase.save()
+    return f"purchase #{purchase.pk} refunded {amount_refunded}/{purchase.amount}"
+
+
+def _refund_seen(*, project: Project, payment_intent_id: str) -> tuple[int, dt.datetime] | None:
+    """The cumulative refund the revenue ledger holds for a payment intent, and when it was reached.
+
+    The ledger appends a refund row only when a charge's cumulative refund grows, so the rows sum to
+    the largest cumulative seen and the newest row is the refund that reached it.
+    """
+    rows = list(
+        RevenueEntry.objects.filter(
+            project=project, kind=RevenueEntry.Kind.REFUND, stripe_payment_intent_id=payment_intent_id
+        )
+        .order_by("id")
+        .values_list("amount", "occurred_at")
+    )
+    if not rows:
+        return None
+    return sum(amount for amount, _ in rows), rows[-1][1]
+
+
 def purchase_record(
     *,
     project: Project,
@@ -139,50 +190,70 @@ def purchase_record(
     checkout_session_id: str | None = None,
     invoice_id: str | None = None,
 ) -> list[str]:
-    """Records a paid one-time purchase once per checkout session or invoice."""
+    """Records a paid one-time purchase once per checkout session or invoice.
+
+    Stripe does not order deliveries: the payment's `charge.refunded` may come before the
+    `checkout.session.completed` (or invoice) that records the purchase. Refunds are therefore made
+    durable before any purchase exists: charge.refunded always appends to the revenue ledger, whose
+    refund rows carry the payment intent (revenue_refund_record). A purchase created here takes any
+    refund already seen for its payment intent, and purchase_refund_apply updates the purchases that
+    already exist. Both only ever raise the cumulative refund, under one lock per payment intent, so
+    the two handlers commute: every delivery order ends in the same purchase.
+    """
     feature_code, valid_to = _purchase_window(project, price_id, paid_at)
     lookup: dict[str, Any] = (
         {"stripe_checkout_session_id": checkout_session_id}
         if checkout_session_id
         else {"stripe_invoice_id": invoice_id}
     )
-    purchase, created = Purchase.objects.get_or_create(
-        **lookup,
-        defaults={
-            "project": project,
-            "user_id": user_id,
-            "stripe_price_id": price_id,
-            "feature_code": feature_code,
-            "stripe_payment_intent_id": payment_intent_id,
-            "amount": amount,
-            "currency": currency,
-            "valid_from": paid_at,
-            "valid_to": valid_to,
-        },
-    )
-    if not created:
-        return []
-    span = f"until {valid_to:%Y-%m-%d}" if valid_to else "for life"
-    return [f"purchase #{purchase.pk} of {price_id} ({feature_code or 'no feature'}) {span}"]
+    with transaction.atomic(savepoint=False):  # nested in event processing; see projection.py
+        if payment_intent_id:
+            _lock_payment(payment_intent_id)
+        purchase, created = Purchase.objects.get_or_create(
+            **lookup,
+            defaults={
+                "project": project,
+                "user_id": user_id,
+                "stripe_price_id": price_id,
+                "feature_code": feature_code,
+                "stripe_payment_intent_id": payment_intent_id,
+                "amount": amount,
+                "currency": currency,
+                "valid_from": paid_at,
+                "valid_to": valid_to,
+            },
+        )
+        if not created:
+            return []
+        span = f"until {valid_to:%Y-%m-%d}" if valid_to else "for life"
+        changes = [f"purchase #{purchase.pk} of {price_id} ({feature_code or 'no feature'}) {span}"]
+        seen = _refund_seen(project=project, payment_intent_id=payment_intent_id) if payment_intent_id else None
+        if seen is not None:
+            refunded = _purchase_refund(purchase, amount_refunded=seen[0], refunded_at=seen[1])
+            if refunded is not None:
+                changes.append(f"{refunded} (the refund arrived first)")
+    return changes
 
 
 def purchase_refund_apply(
     *, project: Project, payment_intent_id: str, amount_refunded: int, refunded_at: dt.datetime
 ) -> list[tuple[str, str]]:
-    """Applies a charge's cumulative refund to its purchases. [(user_id, change)]"""
+    """Applies a charge's cumulative refund to the purchases it paid for. [(user_id, change)]
+
+    A refund of a purchase not recorded yet is not lost: the caller has appended it to the revenue
+    ledger first, and purchase_record applies it (see there).
+    """
     changed: list[tuple[str, str]] = []
+    if not payment_intent_id:
+        return changed
     with transaction.atomic():
+        _lock_payment(payment_intent_id)
         for purchase in Purchase.objects.select_for_update().filter(
             project=project, stripe_payment_intent_id=payment_intent_id
         ):
-            if amount_refunded <= purchase.amount_refunded:
-                continue
-            purchase.amount_refunded = amount_refunded
-            if amount_refunded >= purchase.amount:
-                purchase.status = Purchase.Status.REFUNDED
-            purchase.refunded_at = refunded_at
-            purchase.save()
-            changed.append((purchase.user_id, f"purchase #{purchase.pk} refunded {amount_refunded}/{purchase.amount}"))
+            change = _purchase_refund(purchase, amount_refunded=amount_refunded, refunded_at=refunded_at)
+            if change is not None:
+                changed.append((purchase.user_id, change))
     return changed
 
 
@@ -192,16 +263,34 @@ def revenue_payment_record(
     _, created = RevenueEntry.objects.get_or_create(
         kind=RevenueEntry.Kind.PAYMENT,
         stripe_object_id=payment_intent_id,
-        defaults={"project": project, "amount": amount, "currency": currency, "occurred_at": occurred_at},
+        defaults={
+            "project": project,
+            "stripe_payment_intent_id": payment_intent_id,
+            "amount": amount,
+            "currency": currency,
+            "occurred_at": occurred_at,
+        },
     )
     return [f"revenue +{amount} {currency} ({payment_intent_id})"] if created else []
 
 
 def revenue_refund_record(
-    *, project: Project, charge_id: str, amount_refunded_total: int, currency: str, occurred_at: dt.datetime
+    *,
+    project: Project,
+    charge_id: str,
+    amount_refunded_total: int,
+    currency: str,
+    occurred_at: dt.datetime,
+    payment_intent_id: str = "",
 ) -> list[str]:
-    """Appends the increment of a charge's cumulative refund since the last one recorded."""
+    """Appends the increment of a charge's cumulative refund since the last one recorded.
+
+    `payment_intent_id` (the charge's) lets a purchase recorded later find this refund.
+    """
     with transaction.atomic():
+        # Locking rows cannot stop two first refunds of a charge from both inserting (there is no
+        # row yet); the payment's lock does, and orders this with purchase_record's read.
+        _lock_payment(payment_intent_id or charge_id)
         # Lock the charge's refund rows, then sum them: FOR UPDATE cannot be combined with an aggregate.
         recorded = sum(
             RevenueEntry.objects.select_for_update()
@@ -216,6 +305,7 @@ def revenue_refund_record(
             kind=RevenueEntry.Kind.REFUND,
             stripe_object_id=f"{charge_id}@{amount_refunded_total}",
             stripe_charge_id=charge_id,
+            stripe_payment_intent_id=payment_intent_id,
             amount=delta,
             currency=currency,
             occurred_at=occurred_at,

@@ -59,6 +59,13 @@ class Project(models.Model):
     revoke_on_partial_refund = models.BooleanField(
         default=False, help_text="End a purchase's entitlement on a partial refund too (a full refund always does)."
     )
+    allow_multiple_subscriptions = models.BooleanField(
+        default=False,
+        help_text=(
+            "Let a user start a subscription checkout for a feature an active subscription already gives "
+            "(off: such a checkout is refused with 409 and a pointer to the customer portal)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

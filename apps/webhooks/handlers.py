@@ -23,6 +23,13 @@ def _at(event: StripeEvent) -> dt.datetime:
     return dt.datetime.fromtimestamp(event.created, tz=dt.UTC)
 
 
+def _id(value: Any) -> str:
+    """An expandable field: an id string, or the expanded object."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
 def _unrouted(event: StripeEvent) -> Outcome:
     return Outcome("ignored", note=f"{event.type}: the object belongs to no known project")
 
@@ -125,9 +132,12 @@ def checkout_completed(event: StripeEvent) -> Outcome:
         return _unrouted(event)
     changes: list[str] = []
     local = CheckoutSession.objects.filter(stripe_session_id=session["id"]).first()
+    intent_id = _id(session.get("payment_intent"))
     if local is not None and local.status != CheckoutSession.Status.COMPLETE:
         CheckoutSession.objects.filter(pk=local.pk).update(status=CheckoutSession.Status.COMPLETE)
         changes.append(f"checkout session {session['id']} complete")
+    if local is not None and intent_id and not local.stripe_payment_intent_id:
+        CheckoutSession.objects.filter(pk=local.pk).update(stripe_payment_intent_id=intent_id)
     customer_id = str(session.get("customer") or "")
     if customer_id:
         updated = BillingCustomer.objects.filter(
@@ -150,7 +160,7 @@ def checkout_completed(event: StripeEvent) -> Outcome:
             amount=int(session.get("amount_total") or 0),
             currency=str(session.get("currency") or ""),
             paid_at=_at(event),
-            payment_intent_id=str(session.get("payment_intent") or ""),
+            payment_intent_id=intent_id,
             checkout_session_id=session["id"],
         )
         entitlements_recompute(project=route.project, user_id=route.user_id)
@@ -187,30 +197,77 @@ def payment_succeeded(event: StripeEvent) -> Outcome:
     return Outcome("processed", project_id=route.project.pk, changes=changes)
 
 
+def _checkout_of_intent(route: Route, intent: dict[str, Any]) -> CheckoutSession | None:
+    """The checkout session a payment intent belongs to: by the `checkout_session` metadata we set on
+    it (payment_intent_data), else by the intent id learnt from checkout.session.completed."""
+    sessions = CheckoutSession.objects.filter(project=route.project)
+    metadata = intent.get("metadata")
+    local_id = str(metadata.get("checkout_session") or "") if isinstance(metadata, dict) else ""
+    if local_id.isdigit() and len(local_id) < 19:  # a bigint primary key
+        found = sessions.filter(pk=int(local_id)).first()
+        if found is not None:
+            return found
+    intent_id = _id(intent.get("id"))
+    return sessions.filter(stripe_payment_intent_id=intent_id).first() if intent_id else None
+
+
 @handles("payment_intent.payment_failed")
 def payment_failed(event: StripeEvent) -> Outcome:
-    route = route_object(event.data_object)
+    """Records why a payment failed where people look: on its checkout session, and on the event's
+    ledger row (routed to the project and user at receipt), which metrics.LedgerCollector counts
+    per project as billing_payment_failures_total.
+
+    It grants nothing and revokes nothing: a failed attempt says nothing about money already paid
+    (a later attempt of the same intent may still succeed, and a purchase stands until refunded).
+    """
+    intent = event.data_object
+    route = route_object(intent)
     if route is None:
         return _unrouted(event)
-    error = (event.data_object.get("last_payment_error") or {}).get("code") or "unknown"
-    return Outcome("processed", project_id=route.project.pk, note=f"payment failed: {error}")
+    error = intent.get("last_payment_error")
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("decline_code") or error.get("code") or "unknown")[:255]
+    message = str(error.get("message") or "")[:2000]
+    failed_at = _at(event)
+    changes: list[str] = []
+    local = _checkout_of_intent(route, intent)
+    # An older failure delivered late must not overwrite a newer one.
+    if local is not None and (local.payment_failed_at is None or failed_at >= local.payment_failed_at):
+        fields = {
+            "last_payment_error_code": code,
+            "last_payment_error_message": message,
+            "payment_failed_at": failed_at,
+            "stripe_payment_intent_id": local.stripe_payment_intent_id or _id(intent.get("id")),
+        }
+        if any(getattr(local, name) != value for name, value in fields.items()):
+            CheckoutSession.objects.filter(pk=local.pk).update(**fields)
+            changes.append(f"checkout session {local.stripe_session_id or local.pk}: payment failed ({code})")
+    where = f"checkout session {local.stripe_session_id or local.pk}" if local is not None else "no checkout session"
+    note = f"payment failed: {code}" + (f" ({message})" if message else "") + f"; {where}"
+    return Outcome("processed", project_id=route.project.pk, changes=changes, note=note[:2000])
 
 
 @handles("charge.refunded")
 def charge_refunded(event: StripeEvent) -> Outcome:
+    """Appends the refund to the revenue ledger, then applies it to the purchases it paid for.
+
+    The ledger first: a refund delivered before its purchase was recorded stays there, keyed by the
+    payment intent, for purchase_record to apply (see its docstring).
+    """
     charge = event.data_object
     route = route_object(charge)
     if route is None:
         return _unrouted(event)
     refunded = int(charge.get("amount_refunded") or 0)
+    intent_id = _id(charge.get("payment_intent"))
     changes = services.revenue_refund_record(
         project=route.project,
         charge_id=charge["id"],
         amount_refunded_total=refunded,
         currency=str(charge.get("currency") or ""),
         occurred_at=_at(event),
+        payment_intent_id=intent_id,
     )
-    intent_id = str(charge.get("payment_intent") or "")
     refunded_purchases = services.purchase_refund_apply(
         project=route.project, payment_intent_id=intent_id, amount_refunded=refunded, refunded_at=_at(event)
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 webhooks_received = Counter(
@@ -35,14 +35,22 @@ sweeper_requeued = Counter(
 )
 
 
-class LedgerCollector(Collector):
-    """Ledger rows by status, counted when Prometheus scrapes (so every process reports the truth)."""
+PAYMENT_FAILED = "payment_intent.payment_failed"
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+
+class LedgerCollector(Collector):
+    """Series counted in the ledger when Prometheus scrapes, so every process reports the truth.
+
+    Processing runs in the Celery worker, which serves no metrics endpoint: a counter incremented
+    there would never be scraped. Read from the database, these are right from any web process.
+    """
+
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         # Without describe() the registry would call collect() at registration, before migrations.
         yield GaugeMetricFamily("billing_webhook_ledger_events", "", labels=["status"])
+        yield CounterMetricFamily("billing_payment_failures", "", labels=["project"])
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from django.db.models import Count
 
         from apps.webhooks.models import ProcessorEvent
@@ -54,6 +62,24 @@ class LedgerCollector(Collector):
         for status in ProcessorEvent.Status.values:
             gauge.add_metric([status], counts.get(status, 0))
         yield gauge
+
+        # One per payment_intent.payment_failed event processed for a project (once per event
+        # whatever the retries and replays); exposed as billing_payment_failures_total{project}.
+        failures = CounterMetricFamily(
+            "billing_payment_failures",
+            "Failed payment attempts (payment_intent.payment_failed events processed), by project slug.",
+            labels=["project"],
+        )
+        per_project = (
+            ProcessorEvent.objects.filter(type=PAYMENT_FAILED, status=ProcessorEvent.Status.PROCESSED)
+            .exclude(project__isnull=True)
+            .values_list("project__slug")
+            .annotate(n=Count("id"))
+            .values_list("project__slug", "n")
+        )
+        for slug, count in per_project:
+            failures.add_metric([slug], count)
+        yield failures
 
 
 ledger_collector = LedgerCollector()

@@ -11,6 +11,9 @@ from django.db import models
 
 from apps.projects.models import Project
 
+# On the row of an event that arrived without `created` (see ProcessorEvent.created_stamped).
+CREATED_STAMPED_NOTE = "created missing: stamped with the time of receipt"
+
 
 class ProcessorEvent(models.Model):
     class Status(models.TextChoices):
@@ -25,7 +28,12 @@ class ProcessorEvent(models.Model):
     type = models.CharField(max_length=128)
     api_version = models.CharField(max_length=64, blank=True)
     livemode = models.BooleanField(default=False)
-    created = models.DateTimeField(help_text="Stripe's event.created.")
+    created = models.DateTimeField(help_text="Stripe's event.created (the time of receipt when it was missing).")
+    # A hand-made event without `created` is stamped with the time of receipt rather than refused;
+    # this says so, since its place in Stripe's order is then a guess.
+    created_stamped = models.BooleanField(
+        default=False, help_text="The event had no `created`: `created` is the time of receipt."
+    )
     payload = models.JSONField()
     raw_body = models.TextField(help_text="The body exactly as received (what the signature covers).")
     headers = models.JSONField(default=dict)
@@ -35,9 +43,12 @@ class ProcessorEvent(models.Model):
     last_error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Routed at receipt (from the object's metadata or customer), so that a tenant's ops key can see
+    # and replay its events even while they fail; processing fills them in if receipt could not.
     project = models.ForeignKey(
         Project, on_delete=models.PROTECT, null=True, blank=True, related_name="processor_events"
     )
+    user_id = models.CharField(max_length=255, blank=True, help_text="The project's user the event is about.")
     note = models.TextField(blank=True)
     changes = models.JSONField(default=list, blank=True)
 
@@ -51,6 +62,8 @@ class ProcessorEvent(models.Model):
             models.Index(fields=["created", "id"], name="procevt_created"),
             models.Index(fields=["type", "created"], name="procevt_type_created"),
             models.Index(fields=["project", "created"], name="procevt_project_created"),
+            # One customer's events (the admin, support): (project, user) in created order.
+            models.Index(fields=["project", "user_id", "created"], name="procevt_project_user"),
         ]
 
     def __str__(self) -> str:

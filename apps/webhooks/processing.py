@@ -19,8 +19,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.webhooks import metrics, registry
-from apps.webhooks.models import ProcessorEvent
+from apps.webhooks.models import CREATED_STAMPED_NOTE, ProcessorEvent
 from apps.webhooks.registry import Outcome, StripeEvent
+from apps.webhooks.routing import route_event
 
 log = structlog.get_logger("billing.webhooks")
 
@@ -44,7 +45,9 @@ def stripe_event_of(row: ProcessorEvent) -> StripeEvent:
         ledger_id=row.pk,
         id=row.stripe_event_id,
         type=row.type,
-        created=int(payload["created"]),
+        # The row's, not the payload's: the same value, except for an event that came without
+        # `created`, which the receipt stamped with its time (ProcessorEvent.created_stamped).
+        created=int(row.created.timestamp()),
         livemode=row.livemode,
         api_version=row.api_version or None,
         data_object=data.get("object") or {},
@@ -57,6 +60,29 @@ def _run_handler(row: ProcessorEvent) -> Outcome:
     if handler is None:
         return Outcome("ignored", note=f"no handler for {row.type}")
     return handler(stripe_event_of(row))
+
+
+def _route_unrouted(row: ProcessorEvent) -> None:
+    """Routes a row the receipt could not route (its read failed, or the customer was not known yet).
+
+    Written at once, outside the handler's transaction: a failing event keeps its project, so the
+    tenant's ops key can see and replay it.
+    """
+    if row.project_id is not None:
+        return
+    payload: dict[str, Any] = row.payload
+    obj = (payload.get("data") or {}).get("object")
+    route = route_event(row.type, obj) if isinstance(obj, dict) else None
+    if route is None:
+        return
+    ProcessorEvent.objects.filter(pk=row.pk, project__isnull=True).update(project=route.project, user_id=route.user_id)
+    row.project_id, row.user_id = route.project.pk, route.user_id
+
+
+def _note(row: ProcessorEvent, outcome: Outcome) -> str:
+    if row.created_stamped:
+        return "; ".join(filter(None, [CREATED_STAMPED_NOTE, outcome.note]))
+    return outcome.note
 
 
 def _claim(ledger_id: int, *, force: bool, now: datetime) -> bool:
@@ -85,6 +111,7 @@ def event_process(*, ledger_id: int, force: bool = False, dry_run: bool = False)
     started = time.perf_counter()
     row = ProcessorEvent.objects.get(pk=ledger_id)
     try:
+        _route_unrouted(row)
         with transaction.atomic():
             outcome = _run_handler(row)
             # Only while our claim still stands: if the sweeper or a replay took the row over, our
@@ -92,8 +119,9 @@ def event_process(*, ledger_id: int, force: bool = False, dry_run: bool = False)
             finished = ProcessorEvent.objects.filter(pk=ledger_id, status=Status.PROCESSING, claimed_at=now).update(
                 status=outcome.status,
                 processed_at=timezone.now(),
-                project_id=outcome.project_id,
-                note=outcome.note,
+                # The handler's routing wins; an event it leaves unrouted keeps the receipt's.
+                project_id=outcome.project_id if outcome.project_id is not None else row.project_id,
+                note=_note(row, outcome),
                 changes=list(outcome.changes),
                 last_error="",
             )

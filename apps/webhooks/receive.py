@@ -2,26 +2,34 @@
 
 The flow follows Zulip and dj-stripe: verify the signature, dedupe on the event id through the unique
 constraint, store the raw event, and only then process it (in a task, after the row committed). The
-view does no domain work and never calls Stripe, so that Stripe gets its 200 in milliseconds.
+view does no domain work and never calls Stripe, so that Stripe gets its 200 in milliseconds. It
+does route the event to its project and user (at most two indexed reads), so that a tenant sees its
+events, failed ones included.
+
+Answers: 200 stored (or a duplicate); 400 for what Stripe must not retry (a bad signature, a body
+that is not an event, an event PostgreSQL can never store), with the reason and a warning, never an
+error-level log; 503 only when the database could not store a storable event, so that Stripe retries.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from apps.common.json_limits import JsonRejected, json_loads_bounded
 from apps.common.middleware import request_id_of
 from apps.webhooks import metrics
-from apps.webhooks.models import ProcessorEvent
+from apps.webhooks.models import CREATED_STAMPED_NOTE, ProcessorEvent
+from apps.webhooks.routing import Route, route_event
 from apps.webhooks.signature import SignatureError, verify
 from apps.webhooks.tasks import process_event
 
@@ -31,16 +39,57 @@ _KEPT_HEADERS = ("Stripe-Signature", "Content-Type", "User-Agent", "X-Request-ID
 
 
 class InvalidEvent(Exception):
-    pass
+    def __init__(self, detail: str, *, reason: str = "invalid_event") -> None:
+        super().__init__(detail)
+        self.reason = reason  # a short, fixed label for metrics
 
 
-def _event_of(body: bytes) -> tuple[str, dict[str, Any]]:
-    """The body as text (stored as received) and the parsed event; InvalidEvent says what is wrong."""
+@dataclass(frozen=True)
+class ParsedEvent:
+    text: str  # the body as received, stored as is (what the signature covers)
+    event: dict[str, Any]
+    created: int  # Unix seconds: Stripe's `created`, or the time of receipt when it was missing
+    created_stamped: bool
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why PostgreSQL could never store this value, or None.
+
+    Its text and jsonb types refuse NUL characters and lone UTF-16 surrogates (both legal as JSON
+    escapes). Such an event must get a 400, not a 503: Stripe would retry a 503 for three days.
+    Iterative, so a deep body costs no recursion (depth is bounded by the parser anyway).
+    """
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "The event contains a NUL character (\\u0000), which cannot be stored."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "The event contains a lone UTF-16 surrogate escape, which cannot be stored."
+    return None
+
+
+def _event_of(body: bytes, *, received: float) -> ParsedEvent:
+    """The body as text and the parsed event; InvalidEvent says what is wrong."""
     try:
         text = body.decode("utf-8")
-        event = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidEvent("The body is not JSON.") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("The body is not JSON (not UTF-8).") from exc
+    try:
+        # Bounded: a deeply nested body would otherwise raise RecursionError (a 500), and NaN or
+        # Infinity would parse here and then be refused by jsonb (a 503, retried for days).
+        event = json_loads_bounded(text)
+    except JsonRejected as exc:
+        detail = f"The body is not JSON ({exc.__cause__})." if exc.__cause__ is not None else str(exc)
+        raise InvalidEvent(detail) from exc
     if not isinstance(event, dict):
         raise InvalidEvent("The body is not a Stripe event object.")
     event_id, created, data = event.get("id"), event.get("created"), event.get("data")
@@ -48,11 +97,33 @@ def _event_of(body: bytes) -> tuple[str, dict[str, Any]]:
         raise InvalidEvent("The event has no valid `id` (evt_...).")
     if not isinstance(event.get("type"), str) or not event["type"] or len(event["type"]) > 128:
         raise InvalidEvent("The event has no `type`.")
-    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < 2**35:
+    stamped = created is None
+    if stamped:
+        # Real Stripe always sends `created`; hand-made test events often do not. API.md: stamp
+        # such an event with the time of receipt (whole seconds, like Stripe's) and say so on the row.
+        created = int(received)
+    elif not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < 2**35:
         raise InvalidEvent("The event has no valid `created` timestamp.")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise InvalidEvent("The event has no `data.object`.")
-    return text, event
+    reason = _unstorable(event)
+    if reason is not None:
+        raise InvalidEvent(reason, reason="unstorable")
+    return ParsedEvent(text=text, event=event, created=created, created_stamped=stamped)
+
+
+def _route(event: dict[str, Any]) -> Route | None:
+    """The event's project and user, read at receipt; None when unknown or when the read fails.
+
+    A failed read must not turn a storable event into a 5xx: the row is stored unrouted and
+    processing routes it. (The view runs in autocommit, so a failed SELECT leaves no broken
+    transaction behind; if the database is really down, the insert fails next and answers 503.)
+    """
+    try:
+        return route_event(event["type"], event["data"]["object"])
+    except DatabaseError:
+        log.warning("webhook_route_at_receipt_failed", event_id=event["id"], type=event["type"], exc_info=True)
+        return None
 
 
 def _reject(reason: str, detail: str, started: float) -> JsonResponse:
@@ -70,6 +141,7 @@ def _reject(reason: str, detail: str, started: float) -> JsonResponse:
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
     started = time.perf_counter()
+    received = time.time()
     body = request.body
     try:
         verify(
@@ -77,17 +149,20 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
             body,
             secrets=settings.STRIPE_WEBHOOK_SECRETS,
             tolerance=int(getattr(settings, "STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)),
-            now=time.time(),
+            now=received,
         )
-        text, event = _event_of(body)
+        parsed = _event_of(body, received=received)
     except SignatureError as exc:
         return _reject(exc.reason, exc.detail, started)
     except InvalidEvent as exc:
-        return _reject("invalid_event", str(exc), started)
+        return _reject(exc.reason, str(exc), started)
 
+    event = parsed.event
     event_id, event_type = event["id"], event["type"]
-    headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+    # Header values are the client's; a NUL in one would make the row unstorable.
+    headers = {name: request.headers[name].replace("\x00", "") for name in _KEPT_HEADERS if name in request.headers}
     headers["request_id"] = request_id_of(request)
+    route = _route(event)
     duplicate = False
     try:
         # A savepoint (or a transaction in autocommit): a duplicate's IntegrityError rolls back only
@@ -98,10 +173,14 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
                 type=event_type,
                 api_version=str(event.get("api_version") or "")[:64],
                 livemode=bool(event.get("livemode", False)),
-                created=datetime.fromtimestamp(event["created"], tz=UTC),
+                created=datetime.fromtimestamp(parsed.created, tz=UTC),
+                created_stamped=parsed.created_stamped,
+                note=CREATED_STAMPED_NOTE if parsed.created_stamped else "",
                 payload=event,
-                raw_body=text,
+                raw_body=parsed.text,
                 headers=headers,
+                project=route.project if route else None,
+                user_id=route.user_id if route else "",
             )
             # robust: a broker that is down must not turn a stored event into a 5xx; the sweeper
             # re-enqueues rows left in `received`.
@@ -112,6 +191,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         duplicate = _already_stored(event_id)
         if not duplicate:
             return _unavailable(event_id, event_type, started)
+    except DataError as exc:
+        # The database refuses this value itself (_event_of screens the known cases): retrying
+        # cannot help, so the answer is a 400 with the reason, not a 503 retried for three days.
+        return _reject("unstorable", f"The event cannot be stored: {str(exc).splitlines()[0]}", started)
     except DatabaseError:
         return _unavailable(event_id, event_type, started)
 
@@ -121,7 +204,14 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     if event.get("api_version") and event["api_version"] != settings.STRIPE_API_VERSION:
         # Zulip checks the version: a payload shaped by another version may not parse as we expect.
         log.warning("webhook_api_version_mismatch", event_id=event_id, api_version=event["api_version"])
-    log.info("webhook_received", event_id=event_id, type=event_type, duplicate=duplicate)
+    log.info(
+        "webhook_received",
+        event_id=event_id,
+        type=event_type,
+        duplicate=duplicate,
+        project_id=route.project.pk if route else None,
+        created_stamped=parsed.created_stamped,
+    )
     return JsonResponse({"received": True, "duplicate": duplicate})
 
 

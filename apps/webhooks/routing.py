@@ -3,6 +3,11 @@
 Objects we created carry `project` and `user_id` metadata. Others (invoices, charges, objects made
 in Stripe's dashboard) are routed through their customer, whose row we keep per (project, user).
 An object of no known project belongs to another app sharing the Stripe account.
+
+The webhook view routes each event at receipt (route_event), so that a tenant sees and can replay
+its own events even while they fail; the handlers route again with the same rules when they run.
+Payloads are untrusted in shape (hand-made events exist): a value of the wrong type routes nowhere
+rather than raising.
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from apps.catalog.models import CatalogProduct
 from apps.checkout.models import BillingCustomer
 from apps.projects.models import Project
+
+MAX_USER_ID = 255  # the width of every user_id column
 
 
 @dataclass(frozen=True)
@@ -20,21 +28,35 @@ class Route:
     user_id: str
 
 
+def _text(value: Any) -> str:
+    """A routing key: a string or an integer, else nothing (a hand-made event may carry anything)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def _customer_id(obj: dict[str, Any]) -> str:
     customer = obj.get("customer")
     if isinstance(customer, dict):
-        return str(customer.get("id") or "")
-    return str(customer or "")
+        return _text(customer.get("id"))
+    return _text(customer)
 
 
 def route_object(obj: dict[str, Any]) -> Route | None:
-    metadata = obj.get("metadata") or {}
-    slug = metadata.get("project")
-    user_id = metadata.get("user_id") or obj.get("client_reference_id")
-    if slug and user_id:
+    metadata = _metadata(obj)
+    slug = _text(metadata.get("project"))
+    user_id = _text(metadata.get("user_id")) or _text(obj.get("client_reference_id"))
+    if slug and user_id and len(user_id) <= MAX_USER_ID:
         project = Project.objects.filter(slug=slug).first()
         if project is not None:
-            return Route(project, str(user_id))
+            return Route(project, user_id)
     customer_id = _customer_id(obj)
     if customer_id:
         customer = BillingCustomer.objects.select_related("project").filter(stripe_customer_id=customer_id).first()
@@ -45,5 +67,22 @@ def route_object(obj: dict[str, Any]) -> Route | None:
 
 def project_of(obj: dict[str, Any]) -> Project | None:
     """For catalog objects, which have a project but no user."""
-    slug = (obj.get("metadata") or {}).get("project")
+    slug = _text(_metadata(obj).get("project"))
     return Project.objects.filter(slug=slug).first() if slug else None
+
+
+def route_event(event_type: str, obj: dict[str, Any]) -> Route | None:
+    """The project (and user, when there is one) an event is about, by the rules its handler uses.
+
+    At most two indexed reads. Catalog events (product.*, price.*) have a project and no user.
+    """
+    if event_type.startswith(("product.", "price.")):
+        product_id = _text(obj.get("id")) if event_type.startswith("product.") else _text(obj.get("product"))
+        linked = (
+            CatalogProduct.objects.select_related("project").filter(stripe_product_id=product_id).first()
+            if product_id
+            else None
+        )
+        project = linked.project if linked is not None else project_of(obj)
+        return Route(project, "") if project is not None else None
+    return route_object(obj)
