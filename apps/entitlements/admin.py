@@ -6,54 +6,59 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from rest_framework.exceptions import ValidationError
+from django.utils import timezone
 
+from apps.common.admin_actions import reason_action
+from apps.common.admin_evidence import EvidenceAdmin, ReadOnlyAdmin
 from apps.entitlements import grants
 from apps.entitlements.models import AuditLog, Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Records written by the service itself: visible, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class GrantForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The add form. It checks what grants.grant_create checks, so that a refusal is a form error
+    rather than an exception in save_model (which the admin would answer with a 500)."""
+
     class Meta:
         model = Grant
         fields = ("project", "user_id", "feature_code", "reason", "valid_from", "valid_to")
+        help_texts = {
+            "valid_from": "Leave blank to start now (as the API does).",
+            "valid_to": "Leave blank for no end.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Optional here although the column is not null: blank means "now", filled in by
+        # grant_create at the moment it writes, as for POST /api/v1/admin/grant.
+        if "valid_from" in self.fields:  # the change page shows a stored grant read-only
+            self.fields["valid_from"].required = False
 
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean() or {}
         project, code = data.get("project"), data.get("feature_code")
         if project is not None and code and code not in grants.known_feature_codes(project):
             self.add_error("feature_code", f"Unknown feature code {code!r} for {project}.")
+        now = timezone.now()
+        start, end = data.get("valid_from") or now, data.get("valid_to")
+        if end is not None and end <= now:
+            self.add_error("valid_to", "Has already passed: a grant must end in the future.")
+        elif end is not None and end <= start:
+            self.add_error("valid_to", "Must be after valid from.")
         return data
 
 
-class RevokeActionForm(ActionForm):
-    reason = forms.CharField(required=False, label="Reason (required to revoke)")
-
-
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin[Grant]):
+class GrantAdmin(EvidenceAdmin[Grant]):
+    """Grants are revoked (with a reason), never deleted, so that the history and the audit log stay."""
+
     form = GrantForm
-    action_form = RevokeActionForm
     actions = ["revoke"]
     list_display = ("user_id", "feature_code", "project", "valid_from", "valid_to", "revoked_at", "granted_by")
     list_filter = ("project", "feature_code", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("user_id", "feature_code", "reason", "granted_by")
+    list_select_related = ("project",)
     date_hierarchy = "created_at"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Grant | None = None) -> Any:
@@ -61,34 +66,31 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
             return ()
         return [f.name for f in Grant._meta.fields]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Grant | None = None) -> bool:
-        return False  # revoke instead, so that the history and the audit log stay
-
     def save_model(self, request: HttpRequest, obj: Grant, form: Any, change: bool) -> None:
         if change:
-            return
-        try:
-            created = grants.grant_create(
-                project=obj.project,
-                user_id=obj.user_id,
-                feature_code=obj.feature_code,
-                granted_by=request.user.get_username(),
-                reason=obj.reason,
-                valid_from=obj.valid_from,
-                valid_to=obj.valid_to,
-            )
-        except ValidationError as exc:
-            raise DjangoValidationError(str(exc.detail)) from None
+            return  # every field of a stored grant is read-only; a revoke is the only change
+        # Through the API's service, so that the audit entry and the recompute happen here too.
+        # GrantForm.clean checked the same rules, so a refusal here is not expected to reach users.
+        created = grants.grant_create(
+            project=obj.project,
+            user_id=obj.user_id,
+            feature_code=obj.feature_code,
+            granted_by=request.user.get_username(),
+            reason=obj.reason,
+            valid_from=obj.valid_from,
+            valid_to=obj.valid_to,
+        )
+        # The admin's own log entry and redirect read the saved row's values.
         obj.pk = created.pk
+        obj.valid_from = created.valid_from
+        obj.granted_by = created.granted_by
+        obj.created_at = created.created_at
 
-    @admin.action(description="Revoke selected grants (give a reason)")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
-        reason = request.POST.get("reason", "").strip()
-        if not reason:
-            self.message_user(request, "Give a reason to revoke grants.", level=messages.ERROR)
-            return
+    # Without `permissions`, an action is open to anyone who may view the list.
+    @reason_action(description="Revoke selected grants", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Grant], reason: str) -> None:
         count = 0
-        for grant in queryset.filter(revoked_at__isnull=True):
+        for grant in queryset.filter(revoked_at__isnull=True).select_related("project"):
             count += grants.grants_revoke(
                 project=grant.project,
                 user_id=grant.user_id,
@@ -97,40 +99,47 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
                 reason=reason,
                 grant_id=grant.pk,
             )
-        self.message_user(request, f"Revoked {count} grant(s).")
+        self.message_user(request, f"Revoked {count} grant(s).", messages.SUCCESS)
 
 
 @admin.register(Entitlement)
-class EntitlementAdmin(ReadOnlyAdmin):
+class EntitlementAdmin(ReadOnlyAdmin[Entitlement]):
+    # A projection of the sources below, recomputed on every change to them: never edited by hand.
     list_display = ("user_id", "feature_code", "project", "source", "source_id", "valid_from", "valid_to")
     list_filter = ("project", "feature_code", "source")
     search_fields = ("user_id", "feature_code")
+    list_select_related = ("project",)
 
 
 @admin.register(SubscriptionRecord)
-class SubscriptionRecordAdmin(ReadOnlyAdmin):
+class SubscriptionRecordAdmin(ReadOnlyAdmin[SubscriptionRecord]):
     list_display = ("stripe_subscription_id", "project", "user_id", "status", "current_period_end", "updated_at")
     list_filter = ("project", "status", "cancel_at_period_end")
     search_fields = ("user_id", "stripe_subscription_id", "stripe_customer_id")
+    list_select_related = ("project",)
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(ReadOnlyAdmin):
+class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
     list_display = ("user_id", "feature_code", "project", "amount", "currency", "amount_refunded", "status", "valid_to")
     list_filter = ("project", "status", "feature_code")
     search_fields = ("user_id", "stripe_checkout_session_id", "stripe_payment_intent_id")
+    list_select_related = ("project",)
 
 
 @admin.register(RevenueEntry)
-class RevenueEntryAdmin(ReadOnlyAdmin):
+class RevenueEntryAdmin(ReadOnlyAdmin[RevenueEntry]):
     list_display = ("occurred_at", "project", "kind", "amount", "currency", "stripe_object_id")
     list_filter = ("project", "kind", "currency")
+    search_fields = ("stripe_object_id", "stripe_charge_id")
+    list_select_related = ("project",)
     date_hierarchy = "occurred_at"
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
+class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
     list_display = ("occurred_at", "actor", "action", "target", "project", "reason")
     list_filter = ("action", "project")
     search_fields = ("actor", "target", "reason")
+    list_select_related = ("project",)
     date_hierarchy = "occurred_at"

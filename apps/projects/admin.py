@@ -3,6 +3,7 @@ resolutions are invalidated; a new key is shown once, in the page that created i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -11,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from apps.common.admin_evidence import EvidenceAdmin
 from apps.projects import services
 from apps.projects.models import ApiKey, App, Project, Scope
 
@@ -28,15 +30,31 @@ def _show_new_key(request: HttpRequest, raw: str, app: App) -> None:
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin[Project]):
-    list_display = ("slug", "name", "active", "created_at")
-    list_filter = ("active",)
+class ProjectAdmin(EvidenceAdmin[Project]):
+    """Projects are deactivated, never deleted: their slug tags Stripe objects, and every money row,
+    grant and audit entry points at them."""
+
+    list_display = (
+        "slug",
+        "name",
+        "active",
+        "past_due_grace_days",
+        "revoke_on_partial_refund",
+        "allow_multiple_subscriptions",
+        "created_at",
+    )
+    list_filter = ("active", "revoke_on_partial_refund", "allow_multiple_subscriptions")
     search_fields = ("slug", "name")
-    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("created_at", "updated_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Project | None = None) -> tuple[str, ...]:
         # The slug is the `project` metadata on Stripe objects; renaming it would orphan them.
-        return ("slug",) if obj is not None else ()
+        return ("slug", *self.readonly_fields) if obj is not None else self.readonly_fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Project | None = None) -> dict[str, Sequence[str]]:
+        # Only while adding: a read-only slug is not a form field, and the admin raises KeyError
+        # (a 500 on every change page) when asked to prepopulate a field the form lacks.
+        return {"slug": ("name",)} if obj is None else {}
 
     def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
         if change:
@@ -68,7 +86,9 @@ class ApiKeyInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(App)
-class AppAdmin(admin.ModelAdmin[App]):
+class AppAdmin(EvidenceAdmin[App]):
+    """Apps are deactivated, never deleted: deleting one would delete its keys' history with it."""
+
     form = AppForm
     list_display = ("name", "project", "active", "scope_list", "created_at")
     list_filter = ("active", "project")
@@ -88,7 +108,13 @@ class AppAdmin(admin.ModelAdmin[App]):
         _, raw = services.api_key_create(app=obj, label="initial", created_by=request.user.get_username())
         _show_new_key(request, raw, obj)
 
-    @admin.action(description="Issue a new API key (old keys stay live)")
+    def has_issue_key_permission(self, request: HttpRequest) -> bool:
+        # Issuing a key is adding one: the same permission as the "Add API key" page.
+        return bool(request.user.has_perm("projects.add_apikey"))
+
+    # Without `permissions`, an action is open to anyone who may view the list: a view-only
+    # account could mint keys.
+    @admin.action(description="Issue a new API key (old keys stay live)", permissions=["issue_key"])
     def issue_key(self, request: HttpRequest, queryset: QuerySet[App]) -> None:
         for app in queryset:
             _, raw = services.api_key_create(app=app, label="admin", created_by=request.user.get_username())
@@ -102,7 +128,9 @@ class ApiKeyAddForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+class ApiKeyAdmin(EvidenceAdmin[ApiKey]):
+    """Keys are revoked, never deleted, so that the key's history (who made it, when it was last used) stays."""
+
     list_display = ("prefix", "app", "label", "created_at", "last_used_at", "revoked_at")
     list_filter = ("app__project", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("prefix", "label", "app__name")
@@ -128,10 +156,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         obj.prefix = key.prefix
         _show_new_key(request, raw, key.app)
 
-    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
-        return False  # revoke instead, so that the key's history stays
-
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = 0
         for key in queryset.filter(revoked_at__isnull=True):

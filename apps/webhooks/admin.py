@@ -10,19 +10,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from apps.common.admin_actions import reason_action
+from apps.common.admin_evidence import ReadOnlyAdmin
 from apps.webhooks.models import ProcessorEvent, ReplayRun
 from apps.webhooks.replays import ReplayTooLarge, replay_run
-
-
-class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the ledger is evidence: what Stripe sent, and what we did with it
 
 
 def _pretty(value: Any) -> str:
@@ -30,10 +21,13 @@ def _pretty(value: Any) -> str:
 
 
 @admin.register(ProcessorEvent)
-class ProcessorEventAdmin(_ReadOnly):
-    list_display = ("stripe_event_id", "type", "status", "attempts", "project", "created", "received_at")
-    list_filter = ("status", "type", "project")
-    search_fields = ("stripe_event_id",)
+class ProcessorEventAdmin(ReadOnlyAdmin[ProcessorEvent]):
+    # The ledger is evidence (what Stripe sent, and what we did with it): read-only for everyone.
+    # A replay re-runs handlers and records its outcome on the row; no one edits what Stripe sent.
+    list_display = ("stripe_event_id", "type", "status", "attempts", "project", "user_id", "created", "received_at")
+    # user_id has as many values as there are customers: filtered as present/absent, found by search.
+    list_filter = ("status", "type", "project", ("user_id", admin.EmptyFieldListFilter))
+    search_fields = ("stripe_event_id", "=user_id")
     list_select_related = ("project",)
     date_hierarchy = "created"
     actions = ["replay_selected", "dry_run_selected"]
@@ -43,6 +37,7 @@ class ProcessorEventAdmin(_ReadOnly):
         "status",
         "attempts",
         "project",
+        "user_id",
         "api_version",
         "livemode",
         "created",
@@ -73,7 +68,7 @@ class ProcessorEventAdmin(_ReadOnly):
     def last_error_pre(self, obj: ProcessorEvent) -> str:
         return format_html("<pre>{}</pre>", obj.last_error) if obj.last_error else "-"
 
-    def _replay(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent], *, dry_run: bool) -> None:
+    def _replay(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent], *, dry_run: bool, reason: str) -> None:
         event_ids = list(queryset.values_list("stripe_event_id", flat=True))
         try:
             run = replay_run(
@@ -81,7 +76,7 @@ class ProcessorEventAdmin(_ReadOnly):
                 requested_by=f"admin:{request.user.get_username()}",
                 event_ids=event_ids,
                 dry_run=dry_run,
-                reason="admin action",
+                reason=reason,
             )
         except ReplayTooLarge as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -95,17 +90,18 @@ class ProcessorEventAdmin(_ReadOnly):
         # change permission on the ledger (superusers have it), not just the right to look.
         return bool(request.user.has_perm("webhooks.change_processorevent"))
 
-    @admin.action(description="Replay selected events", permissions=["replay"])
-    def replay_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent]) -> None:
-        self._replay(request, queryset, dry_run=False)
+    # Both ask for a reason: a dry run is recorded too (a ReplayRun row and an audit entry).
+    @reason_action(description="Replay selected events", permissions=["replay"])
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent], reason: str) -> None:
+        self._replay(request, queryset, dry_run=False, reason=reason)
 
-    @admin.action(description="Dry-run replay of selected events", permissions=["view"])
-    def dry_run_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent]) -> None:
-        self._replay(request, queryset, dry_run=True)
+    @reason_action(description="Dry-run replay of selected events", permissions=["view"])
+    def dry_run_selected(self, request: HttpRequest, queryset: QuerySet[ProcessorEvent], reason: str) -> None:
+        self._replay(request, queryset, dry_run=True, reason=reason)
 
 
 @admin.register(ReplayRun)
-class ReplayRunAdmin(_ReadOnly):
+class ReplayRunAdmin(ReadOnlyAdmin[ReplayRun]):
     list_display = ("id", "created_at", "requested_by", "project", "dry_run", "status", "finished_at")
     list_filter = ("status", "dry_run", "project")
     search_fields = ("requested_by", "reason")

@@ -185,10 +185,13 @@ def test_the_admin_actions_replay_and_dry_run_the_selection(
     registry.handles("test.thing")(idempotent_effect)
     row = ProcessorEvent.objects.get()
     url = "/admin/webhooks/processorevent/"
-    dry = admin_client.post(url, {"action": "dry_run_selected", "_selected_action": [row.pk]}, follow=True)
+    # The actions ask for a reason first (tests/admin/test_reason_actions.py); this posts it.
+    dry = admin_client.post(
+        url, {"action": "dry_run_selected", "_selected_action": [row.pk], "reason": "check"}, follow=True
+    )
     assert "Dry-run replay" in dry.content.decode() and "processed 1" in dry.content.decode()
     assert effects() == 0
-    admin_client.post(url, {"action": "replay_selected", "_selected_action": [row.pk]}, follow=True)
+    admin_client.post(url, {"action": "replay_selected", "_selected_action": [row.pk], "reason": "fix"}, follow=True)
     assert effects("evt_1") == 1
     runs = ReplayRun.objects.order_by("id")
     assert [(r.dry_run, r.requested_by) for r in runs] == [(True, "admin:admin"), (False, "admin:admin")]
