@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from apps.common import health
 from apps.common.metrics import metrics_view
+from apps.common.schema_view import SerialisedSchemaView
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -14,7 +15,7 @@ urlpatterns = [
     path("ready", health.ready, name="ready"),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/observability/prometheus", metrics_view, name="metrics-alias"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SerialisedSchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("apps.projects.urls")),
     path("api/v1/", include("apps.catalog.urls")),

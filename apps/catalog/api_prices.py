@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +15,8 @@ from apps.catalog import selectors, services
 from apps.catalog.models import FEATURE_CODE_PATTERN
 from apps.catalog.sync import catalog_sync
 from apps.common.pagination import paginate_sorted
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, client_project
+from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER
+from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, client_project, validated_input
 
 _PRICE_EXAMPLE = {
     "price_id": "price_1PgafmB7WZ01zgkW6dKueIc5",
@@ -50,10 +51,7 @@ class CatalogPriceListApi(APIView):
     @extend_schema(
         operation_id="catalog_prices_list",
         summary="The project's Stripe prices with their feature codes",
-        parameters=[
-            OpenApiParameter("limit", int, description="1 to 200, default 50."),
-            OpenApiParameter("cursor", str, description="`next_cursor` of the previous page."),
-        ],
+        parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
         responses={200: OutputSerializer},
         examples=[OpenApiExample("One page", value={"results": [_PRICE_EXAMPLE], "next_cursor": None})],
     )
@@ -75,7 +73,7 @@ class CatalogPriceFeatureSetApi(APIView):
         summary="Map a price to a feature code",
         description=(
             "What buying the price entitles to. `purchase_duration_days` is for one-time prices only: "
-            "null means for life."
+            "null means for life. A price that is not in your project's catalog is a 404."
         ),
         request=InputSerializer,
         responses={200: CatalogPriceSerializer},
@@ -87,14 +85,14 @@ class CatalogPriceFeatureSetApi(APIView):
         ],
     )
     def put(self, request: Request, price_id: str) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        price = services.price_feature_set(project=client_project(request), price_id=price_id, **data.validated_data)
+        values = validated_input(request, self.InputSerializer)
+        price = services.price_feature_set(project=client_project(request), price_id=price_id, **values)
         return Response(CatalogPriceSerializer(price).data)
 
 
 class CatalogSyncApi(APIView):
     permission_classes = CLIENT_PERMISSIONS
+    calls_stripe = True  # the schema declares its 502
     required_scopes = ("catalog:write",)
 
     class OutputSerializer(serializers.Serializer[Any]):

@@ -22,7 +22,8 @@ from apps.catalog.configuration import COLLECTIONS, configuration_replace
 from apps.catalog.models import CatalogProduct
 from apps.catalog.serializers import ConfigurationInputSerializer, ProductOutputSerializer, StrictIntegerField
 from apps.common.idempotency import idempotent
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER
+from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, validated_input
 
 CATALOG_WRITE = "catalog:write"
 _READ_ERRORS = {
@@ -130,7 +131,7 @@ _PATCH_CONFIGURATION_DOC = (
 
 
 def _slug_not_a_number(value: str) -> None:
-    # PATCH addresses a product by its integer id on the same path shape; an all-digit slug would be ambiguous.
+    # /products/{product} takes an id or a slug; an all-digit slug would be read as an id.
     if value.isdigit():
         raise serializers.ValidationError("A slug must contain a letter, '-' or '_' so it is not read as an id.")
 
@@ -201,7 +202,7 @@ class ProductsApi(APIView):
     @extend_schema(
         operation_id="product_list",
         summary="Your project's products, with their Stripe prices and configuration",
-        parameters=[ListQuerySerializer],
+        parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
         responses={200: ProductListOutputSerializer, 400: OpenApiResponse(description="A bad limit or cursor.")}
         | {code: r for code, r in _READ_ERRORS.items() if code != 404},
         examples=[
@@ -209,7 +210,9 @@ class ProductsApi(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        query = self.ListQuerySerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF reads an empty form value as "absent", and `?cursor=`
+        # must be refused like any other malformed cursor.
+        query = self.ListQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         after_id = None
         if "cursor" in query.validated_data:
@@ -235,16 +238,7 @@ class ProductsApi(APIView):
         description="A slug already used in your project is a 400 naming `slug`. Any invalid configuration item "
         "rejects the whole request (400, naming the item) and nothing is created.",
         request=ProductCreateInputSerializer,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Optional. The same key and body replay the first response; another body is a 409.",
-            )
-        ],
-        responses={201: ProductOutputSerializer, 409: OpenApiResponse(description="Idempotency-Key conflict.")}
-        | {code: r for code, r in _WRITE_ERRORS.items() if code != 404},
+        responses={201: ProductOutputSerializer} | {code: r for code, r in _WRITE_ERRORS.items() if code != 404},
         examples=[
             OpenApiExample(
                 "A product with options",
@@ -262,33 +256,39 @@ class ProductsApi(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = self.ProductCreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = validated_input(request, self.ProductCreateInputSerializer)
         project_id = client_of(request).project_id
-        product = products.product_create(project_id=project_id, data=data.validated_data)
+        product = products.product_create(project_id=project_id, data=values)
         return _response(product, project_id=project_id, code=status.HTTP_201_CREATED)
 
 
+def _product_of(request: Request, product: str) -> CatalogProduct:
+    """The key's project's product named by its numeric id or its slug (slugs are never all digits)."""
+    project_id = client_of(request).project_id
+    if product.isascii() and product.isdigit():
+        found = products.product_get(project_id=project_id, product_id=int(product))
+    else:
+        found = products.product_get_by_slug(project_id=project_id, slug=product)
+    if found is None:
+        raise Http404
+    return found
+
+
+_PRODUCT_PARAMETER = OpenApiParameter(
+    "product",
+    {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": 64},
+    OpenApiParameter.PATH,
+    description="The product's numeric `id` or its `slug` (a slug is never all digits, so neither hides the other).",
+    examples=[OpenApiExample("By slug", value="pro"), OpenApiExample("By id", value="1")],
+)
+
+
 class ProductDetailApi(APIView):
+    """GET reads and PATCH changes one product, named by id or by slug on one path."""
+
     permission_classes = CLIENT_PERMISSIONS
-
-    @extend_schema(
-        operation_id="product_retrieve",
-        summary="One of your products by slug, with prices and configuration (404 for another project's)",
-        responses={200: ProductOutputSerializer} | _READ_ERRORS,
-        examples=[OpenApiExample("A configured product", value=_PRODUCT_OUT)],
-    )
-    def get(self, request: Request, slug: str) -> Response:
-        project_id = client_of(request).project_id
-        product = products.product_get_by_slug(project_id=project_id, slug=slug)
-        if product is None:
-            raise Http404
-        return _response(product, project_id=project_id)
-
-
-class ProductUpdateApi(APIView):
-    permission_classes = CLIENT_PERMISSIONS
-    required_scopes = (CATALOG_WRITE,)
+    required_scopes: tuple[str, ...] = ()
+    scopes_by_method = {"PATCH": (CATALOG_WRITE,)}
 
     class ProductUpdateInputSerializer(serializers.Serializer[Any]):
         project_id = serializers.IntegerField(required=False, help_text="Optional; must be your key's project.")
@@ -297,10 +297,27 @@ class ProductUpdateApi(APIView):
         def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
             return _base_fields(partial=True) | super().get_fields()
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.required_scopes = self.scopes_by_method.get(request.method or "", ())
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="product_retrieve",
+        summary="One of your products by id or slug, with prices and configuration (404 for another project's)",
+        parameters=[_PRODUCT_PARAMETER],
+        responses={200: ProductOutputSerializer} | _READ_ERRORS,
+        examples=[OpenApiExample("A configured product", value=_PRODUCT_OUT)],
+    )
+    def get(self, request: Request, product: str) -> Response:
+        found = _product_of(request, product)
+        return _response(found, project_id=found.project_id)
+
     @extend_schema(
         operation_id="product_update",
         summary="Change a product's base fields and, optionally, configuration collections (scope catalog:write)",
-        description="Only the fields you send change. " + _PATCH_CONFIGURATION_DOC,
+        description="The product is named by its id or its slug. Only the fields you send change. "
+        + _PATCH_CONFIGURATION_DOC,
+        parameters=[_PRODUCT_PARAMETER],
         request=ProductUpdateInputSerializer,
         responses={200: ProductOutputSerializer} | _WRITE_ERRORS,
         examples=[
@@ -312,15 +329,11 @@ class ProductUpdateApi(APIView):
             OpenApiExample("Updated", value=_PRODUCT_OUT, response_only=True),
         ],
     )
-    def patch(self, request: Request, product_id: int) -> Response:
-        project_id = client_of(request).project_id
-        product = products.product_get(project_id=project_id, product_id=product_id)
-        if product is None:
-            raise Http404
-        data = self.ProductUpdateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        products.product_update(product=product, data=data.validated_data)
-        return _response(product, project_id=project_id)
+    def patch(self, request: Request, product: str) -> Response:
+        found = _product_of(request, product)
+        values = validated_input(request, self.ProductUpdateInputSerializer)
+        products.product_update(product=found, data=values)
+        return _response(found, project_id=found.project_id)
 
 
 class ProductOptionsReplaceApi(APIView):
@@ -345,16 +358,15 @@ class ProductOptionsReplaceApi(APIView):
         product = products.product_get(project_id=project_id, product_id=product_id)
         if product is None:
             raise Http404
-        data = ConfigurationInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        configuration_replace(product=product, configuration=data.validated_data, collections=COLLECTIONS)
+        configuration = validated_input(request, ConfigurationInputSerializer)
+        configuration_replace(product=product, configuration=configuration, collections=COLLECTIONS)
         return _response(product, project_id=project_id)
 
 
-# The integer route comes first: GET on /products/<digits> is never a slug, since slugs are not all digits.
+# One template per route (OpenAPI forbids /products/{product_id} beside /products/{slug}): the
+# product is named by id or slug, and `<slug:>` matches both.
 urlpatterns: list[URLPattern] = [
     path("products", ProductsApi.as_view(), name="products"),
-    path("products/<int:product_id>", ProductUpdateApi.as_view(), name="product-update"),
     path("products/<int:product_id>/options", ProductOptionsReplaceApi.as_view(), name="product-options"),
-    path("products/<slug:slug>", ProductDetailApi.as_view(), name="product-detail"),
+    path("products/<slug:product>", ProductDetailApi.as_view(), name="product-detail"),
 ]

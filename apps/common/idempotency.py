@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -23,7 +24,12 @@ from apps.common.errors import Conflict
 from apps.common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# Printable ASCII: a header value is Latin-1 on the wire, and the schema declares this same pattern.
+KEY_PATTERN = r"^[\x20-\x7E]{1,255}$"
+_KEY = re.compile(KEY_PATTERN)
 RETENTION = timedelta(hours=24)
+# Set on a decorated handler, so that the OpenAPI schema can declare the header and the 409.
+_MARKER = "honours_idempotency_key"
 View = TypeVar("View")
 Handler = Callable[..., Response]
 
@@ -41,8 +47,8 @@ def idempotent(handler: Handler) -> Handler:
         key = request.headers.get(HEADER)
         if key is None:
             return handler(view, request, *args, **kwargs)
-        if not 1 <= len(key) <= 255 or not key.isprintable():
-            raise exceptions.ValidationError({HEADER: ["Must be 1 to 255 printable characters."]})
+        if not _KEY.fullmatch(key):
+            raise exceptions.ValidationError({HEADER: ["Must be 1 to 255 printable ASCII characters."]})
         project_id = int(request.user.project_id)  # type: ignore[union-attr]
         method_path = f"{request.method} {request.path}"
         request_hash = _request_hash(request, method_path)
@@ -66,7 +72,13 @@ def idempotent(handler: Handler) -> Handler:
             record.save(update_fields=["status_code", "response_body"])
         return response
 
+    wrapper.__dict__[_MARKER] = True
     return wrapper
+
+
+def honours_idempotency_key(handler: Any) -> bool:
+    """Whether a view method (bound or not) is decorated with `idempotent`."""
+    return bool(getattr(handler, _MARKER, False))
 
 
 def _replay(*, project_id: int, key: str, method_path: str, request_hash: str) -> Response:

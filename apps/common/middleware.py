@@ -8,7 +8,11 @@ import uuid
 from collections.abc import Callable
 
 import structlog
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from apps.common.errors import payload_too_large_detail
 
 log = structlog.get_logger("billing.request")
 
@@ -49,13 +53,52 @@ class RequestIdMiddleware:
         return response
 
 
+def _content_length(request: HttpRequest) -> int | None:
+    """The declared body length; None when the header is not a number."""
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    return int(raw) if raw.isascii() and raw.isdigit() else None  # "²".isdigit() is True
+
+
+def _refusal(request: HttpRequest) -> JsonResponse | None:
+    """A 4xx for input no view can handle, checked before any view or middleware reads it."""
+    length = _content_length(request)
+    if length is None:
+        return _refused(request, 400, "The Content-Length header is not a number.", reason="bad_content_length")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    # Multipart uploads are bounded per part by Django's upload handlers, not by this limit.
+    multipart = request.content_type == "multipart/form-data"
+    if limit is not None and length > limit and not multipart:
+        return _refused(request, 413, payload_too_large_detail(), reason="body_too_large")
+    # PostgreSQL text cannot hold NUL: any path or query value that reaches a query would be a
+    # DataError. The value is not echoed (it is not printable).
+    try:
+        query = request.GET.lists()
+    except SuspiciousOperation:  # more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return _refused(request, 400, "Too many query parameters.", reason="too_many_fields")
+    if "\x00" in request.path or any(
+        "\x00" in key or any("\x00" in value for value in values) for key, values in query
+    ):
+        return _refused(request, 400, "NUL characters (%00) are not accepted in the path or the query.", reason="nul")
+    return None
+
+
+def _refused(request: HttpRequest, status: int, detail: str, *, reason: str) -> JsonResponse:
+    # A warning without a traceback: bad input is the caller's mistake, not an error of ours.
+    log.warning("request_refused", path=request.path, status=status, reason=reason)
+    return JsonResponse({"detail": detail}, status=status)
+
+
 class ApiErrorMiddleware:
-    """Answers an exception that escaped a view as JSON 500 with the request id, never a traceback."""
+    """Refuses input no view can handle (oversized, NUL bytes) with a 4xx, and answers an exception
+    that escaped a view as JSON 500 with the request id, never a traceback."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        refused = _refusal(request)
+        if refused is not None:
+            return refused
         response = self.get_response(request)
         # With DEBUG on, Django answers an unknown URL with its HTML debug page, not handler404.
         if (
@@ -67,6 +110,12 @@ class ApiErrorMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A view that reads request.body itself (the Stripe webhook) meets the limit there.
+        if isinstance(exception, RequestDataTooBig):
+            return _refused(request, 413, payload_too_large_detail(), reason="body_too_large")
+        if isinstance(exception, SuspiciousOperation):
+            # Django answers these 400 too; its own handler would log them at error level.
+            return _refused(request, 400, "Bad request.", reason=type(exception).__name__)
         if not request.path.startswith("/api/"):
             return None  # the admin and pages keep Django's own (DEBUG-aware) handling
         log.exception("unhandled_exception", path=request.path, error_type=type(exception).__name__)

@@ -20,14 +20,14 @@ def page_limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ValidationError({"limit": [f"Must be an integer from 1 to {MAX_LIMIT}."]})
     return int(raw)
 
 
 def decode_cursor(request: Request) -> str | None:
     raw = request.query_params.get("cursor")
-    if not raw:
+    if raw is None:
         return None
     try:
         value = base64.b64decode(raw.encode(), altchars=b"-_", validate=True).decode()

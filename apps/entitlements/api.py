@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -12,19 +14,67 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.idempotency import idempotent
 from apps.entitlements import grants, selectors
 from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, client_project, validated_input
 
-_USER = OpenApiParameter("user_id", str, required=True, description="Your app's id for the user.")
-_PROJECT = OpenApiParameter("project_id", int, required=True, description="Must be your key's project.")
-_FEATURE = OpenApiParameter("feature_code", str, description="Only this feature.")
+USER_ID_MAX = 255
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+FEATURE_CODE_MAX = 64
+_USER = OpenApiParameter(
+    "user_id",
+    {"type": "string", "minLength": 1, "maxLength": USER_ID_MAX},
+    required=True,
+    description="Your app's id for the user.",
+)
+_PROJECT = OpenApiParameter(
+    "project_id",
+    {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999},
+    # Optional, as it always was: the key already names the project; sent, it is checked.
+    required=False,
+    description="Your key's project; optional (the key names it), but when sent it must match (else 403).",
+)
 
 
-def _required_param(request: Request, name: str, max_length: int = 255) -> str:
+def _feature(*, required: bool, description: str) -> OpenApiParameter:
+    schema = {"type": "string", "minLength": 1, "maxLength": FEATURE_CODE_MAX}
+    return OpenApiParameter("feature_code", schema, required=required, description=description)
+
+
+def _required_param(request: Request, name: str, max_length: int = USER_ID_MAX) -> str:
     value = request.query_params.get(name, "")
     if not value or len(value) > max_length:
         raise ValidationError({name: [f"Required, at most {max_length} characters."]})
     return value
+
+
+def _optional_param(request: Request, name: str, max_length: int) -> str | None:
+    if name not in request.query_params:
+        return None
+    return _required_param(request, name, max_length)
+
+
+def instant_param(request: Request, name: str) -> dt.datetime | None:
+    """An ISO 8601 instant with a time zone from the query; a 400 naming `name` for anything else."""
+    if name not in request.query_params:
+        return None
+    raw = request.query_params[name]
+    instant = None
+    # RFC 3339, as the schema's `format: date-time` says: Python's ISO parser also takes week dates,
+    # basic formats and a missing offset, which a caller of the schema would not expect to work.
+    if _RFC3339.fullmatch(raw):
+        try:
+            # ValueError for a well-formed but impossible instant (month 13); in UTC, because
+            # PostgreSQL refuses offsets beyond ±15:59 (OverflowError at the ends of the calendar).
+            instant = parse_datetime(raw.upper())
+            instant = instant.astimezone(dt.UTC) if instant and instant.tzinfo else None
+        except (ValueError, OverflowError):
+            instant = None
+    if instant is None:
+        raise ValidationError({name: ["An ISO 8601 instant with a time zone, such as 2026-01-01T00:00:00Z."]})
+    return instant
 
 
 class EntitlementSerializer(serializers.Serializer[Any]):
@@ -49,8 +99,12 @@ class EntitlementListApi(APIView):
         parameters=[
             _USER,
             _PROJECT,
-            _FEATURE,
-            OpenApiParameter("as_of", str, description="ISO 8601 instant; the answer at that time (past or future)."),
+            _feature(required=False, description="Only this feature."),
+            OpenApiParameter(
+                "as_of",
+                {"type": "string", "format": "date-time"},
+                description="An ISO 8601 instant with a time zone; the answer at that time (past or future).",
+            ),
         ],
         responses={200: OutputSerializer},
         examples=[
@@ -73,18 +127,10 @@ class EntitlementListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         user_id = _required_param(request, "user_id")
-        as_of = None
-        if "as_of" in request.query_params:
-            as_of = parse_datetime(request.query_params["as_of"])
-            if as_of is None or as_of.tzinfo is None:
-                raise ValidationError(
-                    {"as_of": ["An ISO 8601 instant with a time zone, such as 2026-01-01T00:00:00Z."]}
-                )
+        feature_code = _optional_param(request, "feature_code", FEATURE_CODE_MAX)
+        as_of = instant_param(request, "as_of")
         rows = selectors.entitlement_list(
-            project_id=client_of(request).project_id,
-            user_id=user_id,
-            feature_code=request.query_params.get("feature_code"),
-            at=as_of,
+            project_id=client_of(request).project_id, user_id=user_id, feature_code=feature_code, at=as_of
         )
         return Response(self.OutputSerializer({"entitlements": rows}).data)
 
@@ -103,7 +149,7 @@ class EntitlementCheckApi(APIView):
     @extend_schema(
         operation_id="entitlements_check",
         summary="May this user use this feature now?",
-        parameters=[_USER, _PROJECT, OpenApiParameter("feature_code", str, required=True)],
+        parameters=[_USER, _PROJECT, _feature(required=True, description="The feature to check, such as `pro`.")],
         responses={200: OutputSerializer},
         examples=[
             OpenApiExample("Active", value={"feature_code": "pro", "active": True, "valid_to": "2026-12-01T09:00:00Z"})
@@ -111,7 +157,7 @@ class EntitlementCheckApi(APIView):
     )
     def get(self, request: Request) -> Response:
         user_id = _required_param(request, "user_id")
-        feature_code = _required_param(request, "feature_code", max_length=64)
+        feature_code = _required_param(request, "feature_code", max_length=FEATURE_CODE_MAX)
         active, valid_to = selectors.entitlement_check(
             project_id=client_of(request).project_id, user_id=user_id, feature_code=feature_code
         )
@@ -125,13 +171,17 @@ class GrantCreateApi(APIView):
     required_scopes = ("admin:write",)
 
     class InputSerializer(serializers.Serializer[Any]):
-        user_id = serializers.CharField(max_length=255)
-        project_id = serializers.IntegerField()
-        feature_code = serializers.CharField(max_length=64)
-        granted_by = serializers.CharField(max_length=255)
+        user_id = serializers.CharField(max_length=USER_ID_MAX)
+        project_id = serializers.IntegerField(help_text="Must be your key's project (else 403).")
+        feature_code = serializers.CharField(
+            max_length=FEATURE_CODE_MAX, help_text="Known to the project's catalog or declared on the project."
+        )
+        granted_by = serializers.CharField(max_length=255, help_text="Who decided, for the audit log.")
         reason = serializers.CharField(max_length=2000)
-        valid_from = serializers.DateTimeField(required=False)
-        valid_to = serializers.DateTimeField(required=False, allow_null=True)
+        valid_from = serializers.DateTimeField(required=False, help_text="Default: now.")
+        valid_to = serializers.DateTimeField(
+            required=False, allow_null=True, help_text="Must be in the future and after valid_from; null: no end."
+        )
 
     class OutputSerializer(serializers.Serializer[Any]):
         grant_id = serializers.IntegerField(source="pk")
@@ -145,6 +195,10 @@ class GrantCreateApi(APIView):
     @extend_schema(
         operation_id="grant_create",
         summary="Grant a feature to a user (support)",
+        description=(
+            "An unknown `feature_code` is a 400, and so is a `valid_to` that has already passed. "
+            "Send an `Idempotency-Key` header to make a retry safe: the same key and body replay the first 201."
+        ),
         request=InputSerializer,
         responses={201: OutputSerializer},
         examples=[
@@ -176,6 +230,7 @@ class GrantCreateApi(APIView):
             ),
         ],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         values = validated_input(request, self.InputSerializer)
         grant = grants.grant_create(project=client_project(request), **values)
@@ -183,15 +238,23 @@ class GrantCreateApi(APIView):
 
 
 class GrantRevokeApi(APIView):
+    """The grant's twin: it takes the grant's body, so that a client can send the same body to both."""
+
     permission_classes = CLIENT_PERMISSIONS
     required_scopes = ("admin:write",)
 
     class InputSerializer(serializers.Serializer[Any]):
-        user_id = serializers.CharField(max_length=255)
-        project_id = serializers.IntegerField()
-        feature_code = serializers.CharField(max_length=64)
-        revoked_by = serializers.CharField(max_length=255)
+        user_id = serializers.CharField(max_length=USER_ID_MAX)
+        project_id = serializers.IntegerField(help_text="Must be your key's project (else 403).")
+        feature_code = serializers.CharField(max_length=FEATURE_CODE_MAX)
+        revoked_by = serializers.CharField(max_length=255, required=False, help_text="Who decided, for the audit log.")
+        granted_by = serializers.CharField(
+            max_length=255, required=False, help_text="Taken as revoked_by when that is absent (the grant's body)."
+        )
         reason = serializers.CharField(max_length=2000)
+        # Accepted so that the grant's body can be sent as it is; a revoke ends grants now.
+        valid_from = serializers.DateTimeField(required=False, allow_null=True, help_text="Accepted and ignored.")
+        valid_to = serializers.DateTimeField(required=False, allow_null=True, help_text="Accepted and ignored.")
 
     class OutputSerializer(serializers.Serializer[Any]):
         revoked = serializers.IntegerField(help_text="How many grants ended; 0 is not an error.")
@@ -199,6 +262,11 @@ class GrantRevokeApi(APIView):
     @extend_schema(
         operation_id="grant_revoke",
         summary="End a user's grants of a feature (support)",
+        description=(
+            "Ends every grant of the feature that has not ended yet. The actor in the audit log is `revoked_by`, "
+            "else `granted_by`, else the calling app (`app:<app name>`). The grant's own body is accepted as it "
+            "is: `valid_from` and `valid_to` are ignored."
+        ),
         request=InputSerializer,
         responses={200: OutputSerializer},
         examples=[
@@ -213,10 +281,30 @@ class GrantRevokeApi(APIView):
                     "reason": "pilot over",
                 },
             ),
+            OpenApiExample(
+                "The grant's body",
+                request_only=True,
+                value={
+                    "user_id": "user_42",
+                    "project_id": 1,
+                    "feature_code": "labs",
+                    "granted_by": "support@spacehq",
+                    "reason": "VIP pilot over",
+                    "valid_to": "2027-01-01T00:00:00Z",
+                },
+            ),
             OpenApiExample("Revoked", response_only=True, value={"revoked": 1}),
         ],
     )
     def post(self, request: Request) -> Response:
         values = validated_input(request, self.InputSerializer)
-        count = grants.grants_revoke(project=client_project(request), **values)
+        granted_by = values.get("granted_by")
+        actor = values.get("revoked_by") or granted_by or f"app:{client_of(request).app_name}"
+        count = grants.grants_revoke(
+            project=client_project(request),
+            user_id=values["user_id"],
+            feature_code=values["feature_code"],
+            revoked_by=actor,
+            reason=values["reason"],
+        )
         return Response({"revoked": count})

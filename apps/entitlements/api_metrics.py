@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count, Q, Sum
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.entitlements.api import instant_param
 from apps.entitlements.models import RevenueEntry, SubscriptionRecord
 from apps.entitlements.projection import ENTITLING_STATUSES
 from apps.projects.permissions import CLIENT_PERMISSIONS
@@ -75,8 +74,12 @@ class RevenueMetricsApi(APIView):
         operation_id="metrics_revenue",
         summary="Gross, refunded and net revenue per currency, in minor units",
         parameters=[
-            OpenApiParameter("from", str, description="ISO 8601 instant, inclusive."),
-            OpenApiParameter("to", str, description="ISO 8601 instant, exclusive."),
+            OpenApiParameter(
+                "from", {"type": "string", "format": "date-time"}, description="ISO 8601 instant, inclusive."
+            ),
+            OpenApiParameter(
+                "to", {"type": "string", "format": "date-time"}, description="ISO 8601 instant, exclusive."
+            ),
         ],
         responses={200: OutputSerializer},
         examples=[
@@ -92,10 +95,8 @@ class RevenueMetricsApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         entries = RevenueEntry.objects.filter(project_id=project_id)
         for name, lookup in (("from", "occurred_at__gte"), ("to", "occurred_at__lt")):
-            if name in request.query_params:
-                instant = parse_datetime(request.query_params[name])
-                if instant is None or instant.tzinfo is None:
-                    raise ValidationError({name: ["An ISO 8601 instant with a time zone."]})
+            instant = instant_param(request, name)
+            if instant is not None:
                 entries = entries.filter(**{lookup: instant})
         totals = (
             entries.values("currency")

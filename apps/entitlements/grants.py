@@ -51,7 +51,17 @@ def grant_create(
                 ]
             }
         )
-    start = valid_from or timezone.now()
+    now = timezone.now()
+    start = valid_from or now
+    if valid_to is not None and valid_to <= now:
+        # Such a grant would never be active: say so, rather than store one that entitles to nothing.
+        raise ValidationError(
+            {
+                "valid_to": [
+                    f"{valid_to.isoformat().replace('+00:00', 'Z')} is already past: a grant must end in the future."
+                ]
+            }
+        )
     if valid_to is not None and valid_to <= start:
         raise ValidationError({"valid_to": ["Must be after valid_from."]})
     with transaction.atomic():

@@ -10,7 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.projects import selectors
+from apps.projects.models import ALL_SCOPES
 from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+
+# The examples are the demo tenant's (`make run`), whose app holds every scope.
+_DEMO_SCOPES = sorted(ALL_SCOPES)
 
 
 class WhoAmIApi(APIView):
@@ -34,7 +38,7 @@ class WhoAmIApi(APIView):
                     "key_prefix": "demo0000",
                     "app": {"id": 1, "name": "demo-app"},
                     "project": {"id": 1, "slug": "demo"},
-                    "scopes": ["checkout:write", "entitlements:read"],
+                    "scopes": _DEMO_SCOPES,
                 },
             )
         ],
@@ -73,7 +77,11 @@ class ProjectDetailApi(APIView):
                     "name": "Demo project",
                     "slug": "demo",
                     "active": True,
-                    "allowed_redirect_prefixes": ["http://127.0.0.1:8000/"],
+                    "allowed_redirect_prefixes": [
+                        "http://127.0.0.1:8000/",
+                        "http://localhost:8000/",
+                        "https://app.local/",
+                    ],
                 },
             )
         ],
@@ -102,7 +110,7 @@ class AppDetailApi(APIView):
         examples=[
             OpenApiExample(
                 "The demo app",
-                value={"id": 1, "name": "demo-app", "project_id": 1, "active": True, "scopes": ["entitlements:read"]},
+                value={"id": 1, "name": "demo-app", "project_id": 1, "active": True, "scopes": _DEMO_SCOPES},
             )
         ],
     )

@@ -6,12 +6,14 @@ Rules (API.md): a `project_id` in the path, the query or the body that is not th
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from apps.common.strict import strict_json_types
 from apps.projects.models import Project
 from apps.projects.selectors import ApiClient
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 PROJECT_MISMATCH = "Project ID does not match"
+_PROJECT_ID = re.compile(r"[0-9]{1,18}")
 
 
 def client_of(request: Request) -> ApiClient:
@@ -33,7 +36,8 @@ def parse_project_id(value: Any) -> int:
     """An integer project id from a path, query or JSON value; a 400 naming the field otherwise."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 18:
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses (a 500).
+    if isinstance(value, str) and _PROJECT_ID.fullmatch(value.strip()):
         return int(value.strip())
     raise exceptions.ValidationError({"project_id": ["A valid integer is required."]})
 
@@ -89,10 +93,12 @@ def client_project(request: Request) -> Project:
 def validated_input(request: Request, serializer_class: type[serializers.Serializer[Any]]) -> dict[str, Any]:
     """The request body validated by `serializer_class` (a 400 naming the fields otherwise).
 
-    `project_id` is dropped: ProjectMatches already required it to be the key's own project, so
-    services take the project from the key, never from the body.
+    Every value must have the JSON type the schema declares (strict_json_types): `0` is not a
+    string and `"1"` is not an integer. `project_id` is dropped: ProjectMatches already required it
+    to be the key's own project, so services take the project from the key, never from the body.
     """
     data = serializer_class(data=request.data)
+    strict_json_types(data)
     data.is_valid(raise_exception=True)
     values = dict(data.validated_data)
     values.pop("project_id", None)

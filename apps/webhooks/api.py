@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.common.idempotency import idempotent
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, validated_input
 from apps.webhooks.models import ReplayRun
 from apps.webhooks.replays import MAX_EVENTS, ReplayTooLarge, replay_run
 
@@ -118,10 +118,8 @@ class ReplayCreateApi(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        values = validated_input(request, self.InputSerializer)
         client = client_of(request)
-        values = data.validated_data
         try:
             run = replay_run(
                 project_id=client.project_id,

@@ -308,7 +308,43 @@ def test_a_create_with_an_idempotency_key_replays_and_rejects_another_body(alice
     assert list(CatalogProduct.objects.values_list("slug", flat=True)) == ["audit"]
 
 
-def test_get_by_id_path_is_not_a_slug_lookup(alice: Tenant) -> None:
+def test_a_product_is_read_by_its_id_as_by_its_slug(alice: Tenant) -> None:
     product = product_of(alice)
-    # /products/<digits> is the PATCH address; slugs are never all digits, so nothing is hidden by it.
-    assert alice.client().get(f"/api/v1/products/{product.pk}").status_code == 405
+    client = alice.client()
+    by_id = client.get(f"/api/v1/products/{product.pk}")
+    assert by_id.status_code == 200
+    assert by_id.json() == client.get(f"/api/v1/products/{product.slug}").json()
+    assert by_id.json()["id"] == product.pk
+
+
+def test_a_product_is_patched_by_its_slug_as_by_its_id(alice: Tenant) -> None:
+    product = product_of(alice)
+    client = alice.client()
+    response = client.patch(f"/api/v1/products/{product.slug}", {"name": "By slug"}, format="json")
+    assert response.status_code == 200 and response.json()["name"] == "By slug"
+    response = client.patch(f"/api/v1/products/{product.pk}", {"name": "By id"}, format="json")
+    assert response.status_code == 200 and response.json()["name"] == "By id"
+
+
+def test_an_unknown_id_or_slug_is_404_and_another_projects_too(alice: Tenant, bob: Tenant) -> None:
+    theirs = product_of(bob, "theirs")
+    client = alice.client()
+    for name in ("999999", "99999999999999999999999", "no-such-product", str(theirs.pk), "theirs"):
+        assert client.get(f"/api/v1/products/{name}").status_code == 404, name
+        assert client.patch(f"/api/v1/products/{name}", {"name": "x"}, format="json").status_code == 404, name
+    assert CatalogProduct.objects.get(pk=theirs.pk).name != "x"
+
+
+def test_a_patch_by_slug_needs_catalog_write_and_a_read_does_not(alice: Tenant) -> None:
+    product = product_of(alice)
+    _, key = app_create(project=alice.project, name="reader", scopes=["entitlements:read"])
+    client = alice.client()
+    client.credentials(HTTP_X_API_KEY=key)
+    assert client.get(f"/api/v1/products/{product.slug}").status_code == 200
+    assert client.patch(f"/api/v1/products/{product.slug}", {"name": "x"}, format="json").status_code == 403
+
+
+def test_an_empty_cursor_is_400_like_any_malformed_cursor(alice: Tenant) -> None:
+    response = alice.client().get("/api/v1/products?cursor=")
+    assert response.status_code == 400
+    assert list(response.json()) == ["cursor"]
