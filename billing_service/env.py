@@ -114,3 +114,28 @@ def env_json_object(name: str) -> dict[str, str]:
     if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
         raise ImproperlyConfigured(f"{name} must be a JSON object of strings")
     return parsed
+
+
+def env_choice_aliased(name: str, alias: str, default: str, choices: tuple[str, ...]) -> str:
+    """env_choice for a variable also accepted under a second name (the seed documents' name).
+
+    Both set to different values is an error rather than a silent precedence rule: one of them is
+    stale, and which one the operator meant is not ours to guess.
+    """
+    value, alias_value = _raw(name), _raw(alias)
+    if value is not None and alias_value is not None and value != alias_value:
+        raise ImproperlyConfigured(f"{name}={value!r} and its alias {alias}={alias_value!r} disagree; set only one")
+    return env_choice(name if value is not None else alias, default, choices)
+
+
+def env_secrets(list_name: str, single_name: str) -> list[str]:
+    """A rotation list of secrets plus a single one under its own name, merged.
+
+    The single one comes first, then the list's, each kept once in the order given. A comma in the
+    single one means a list was put in the wrong variable: refused, not split.
+    """
+    single = _raw(single_name)
+    if single is not None and "," in single:
+        raise ImproperlyConfigured(f"{single_name} holds one secret; put a comma-separated list in {list_name}")
+    merged = ([single] if single else []) + env_list(list_name, [])
+    return list(dict.fromkeys(merged))

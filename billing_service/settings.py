@@ -6,6 +6,7 @@ kombu's filesystem broker, so that `make run` needs no PostgreSQL, Redis or Rabb
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,17 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from billing_service.cache_config import redis_cache
+from billing_service.dotenv import dotenv_load
 from billing_service.env import (
     env_bool,
     env_choice,
+    env_choice_aliased,
     env_float,
     env_int,
     env_json_object,
     env_list,
     env_required,
+    env_secrets,
     env_str,
     env_url,
 )
@@ -31,9 +35,15 @@ from billing_service.logging import build_logging_config
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Before any variable is read; the environment wins over the file (see billing_service/dotenv.py).
+# The test environment (test_settings sets DJANGO_ENV=test first) skips it: the suite's result must
+# not depend on a developer's local file, such as a real STRIPE_SECRET_KEY kept there for `make run`.
+if "test" not in (os.environ.get("DJANGO_ENV"), os.environ.get("ENVIRONMENT")):
+    dotenv_load(BASE_DIR / ".env")
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
 
-DJANGO_ENV = env_choice("DJANGO_ENV", "development", ("development", "test", "production"))
+# ENVIRONMENT is the seed documents' name for it.
+DJANGO_ENV = env_choice_aliased("DJANGO_ENV", "ENVIRONMENT", "development", ("development", "test", "production"))
 IS_PRODUCTION = DJANGO_ENV == "production"
 IS_TEST = DJANGO_ENV == "test"
 
@@ -67,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's static files, so /api/docs/ needs no CDN
     "django_prometheus",
     "django_celery_beat",
     "djstripe",
@@ -229,7 +240,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.projects.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": API_RATE_LIMIT},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded size and depth, no NUL: bad bodies are 4xx, never a 500 (apps/common/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["apps.common.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "apps.common.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.common.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -249,6 +261,16 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # The Stripe webhook is a plain Django view; 429s carry Retry-After (apps/common/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.common.schema.add_stripe_webhook",
+        "apps.common.schema.add_retry_after",
+    ],
+    # Swagger UI from drf-spectacular-sidecar's static files instead of a CDN: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery -------------------------------------------------------------------------------------
@@ -303,7 +325,8 @@ STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 # The most one gateway operation may take, retries and waits included.
 STRIPE_RETRY_BUDGET_SECONDS = env_float("STRIPE_RETRY_BUDGET_SECONDS", 15.0, minimum=0.1)
 # Signing secrets of our webhook endpoint; several at once while one is being rotated.
-STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", [])
+# STRIPE_WEBHOOK_SECRET (one secret, the seed documents' name) is merged in front of the list.
+STRIPE_WEBHOOK_SECRETS = env_secrets("STRIPE_WEBHOOK_SECRETS", "STRIPE_WEBHOOK_SECRET")
 # Another Stripe API server (the offline sandbox). dj-stripe applies it to the SDK when the setting
 # exists at all, and warns if it exists outside DEBUG, so it is only defined when given.
 _stripe_api_host = env_url("STRIPE_API_HOST", ("http", "https"))

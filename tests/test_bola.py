@@ -22,7 +22,7 @@ from tests.conftest import Tenant, committed
 pytestmark = pytest.mark.django_db
 
 # Routes that are not about a project's objects.
-NOT_TENANT_SCOPED = {"metrics-alias", "whoami", "webhooks-stripe"}
+NOT_TENANT_SCOPED = {"metrics-alias", "whoami", "webhooks-stripe", "webhooks-stripe-alias"}
 
 
 def _api_route_names() -> set[str]:

@@ -84,3 +84,31 @@ def test_seed_demo_refuses_production(settings: object) -> None:
     with pytest.raises(CommandError, match="never runs in production"):
         call_command("seed_demo")
     assert not Project.objects.filter(slug="demo").exists()
+
+
+def test_seed_demo_declares_labs_and_allows_app_local_so_the_api_guide_examples_work(settings: object) -> None:
+    from apps.projects.redirects import url_is_allowed
+
+    call_command("seed_demo", base_url="http://127.0.0.1:18080")
+    project = Project.objects.get(slug="demo")
+    assert "labs" in project.feature_codes
+    assert url_is_allowed("https://app.local/success", project.allowed_redirect_prefixes)
+    assert url_is_allowed("http://127.0.0.1:18080/success", project.allowed_redirect_prefixes)
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=settings.DEMO_API_KEY)  # type: ignore[attr-defined]
+    grant = {"user_id": "user_42", "project_id": project.pk, "feature_code": "labs"}
+    grant |= {"granted_by": "support@spacehq", "reason": "VIP pilot"}
+    response = client.post("/api/v1/admin/grant", grant, format="json")
+    assert response.status_code == 201, response.content
+
+
+def test_seed_demo_brings_an_older_demo_project_up_to_date_and_keeps_its_settings() -> None:
+    Project.objects.create(
+        slug="demo", name="Demo", allowed_redirect_prefixes=["https://mine.example/"], feature_codes=["beta"]
+    )
+    call_command("seed_demo", base_url="http://127.0.0.1:8000")
+    project = Project.objects.get(slug="demo")
+    assert project.feature_codes == ["beta", "labs"]
+    assert {"https://mine.example/", "https://app.local/", "http://127.0.0.1:8000/"} <= set(
+        project.allowed_redirect_prefixes
+    )

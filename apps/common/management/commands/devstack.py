@@ -36,6 +36,14 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _relative_python() -> str:
+    """The interpreter running us, as a newcomer would type it (.venv/bin/python under `make run`)."""
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:
+        return "python"
+
+
 class Command(BaseCommand):
     help = "Run the web server, a Celery worker and beat together in the foreground (make run)."
 
@@ -57,15 +65,17 @@ class Command(BaseCommand):
         try:
             env = dict(os.environ)
             seed_args = ["seed_demo", "--base-url", base_url]
+            secret_file: Path | None = None
             if not settings.STRIPE_SECRET_KEY:
                 env.update(self._start_sandbox(host, children))
                 secret_file = Path(settings.VAR_DIR) / "sandbox" / "webhook-secret"
                 seed_args += ["--catalog", "--webhook-secret-file", str(secret_file)]
             # A separate process: the Stripe settings chosen above apply from its start.
             subprocess.run([sys.executable, "manage.py", *seed_args], env=env, check=True)  # noqa: S603
-            if not settings.STRIPE_SECRET_KEY:
+            if secret_file is not None:
                 env["STRIPE_WEBHOOK_SECRETS"] = secret_file.read_text().strip()
-            self._run(self._service_commands(host, port), base_url, children, env)
+            help_lines = self._webhook_help(base_url, secret_file)
+            self._run(self._service_commands(host, port), base_url, children, env, help_lines)
         except subprocess.CalledProcessError as exc:
             raise CommandError(f"seed_demo failed with code {exc.returncode}") from None
         finally:
@@ -80,6 +90,26 @@ class Command(BaseCommand):
         sandbox_wait_healthy(sandbox_url, children["stripe-sandbox"])
         self.stdout.write(f"No STRIPE_SECRET_KEY: using the offline Stripe sandbox at {sandbox_url}")
         return {"STRIPE_API_HOST": sandbox_url, "STRIPE_SECRET_KEY": SANDBOX_SECRET_KEY}
+
+    def _webhook_help(self, base_url: str, secret_file: Path | None) -> list[str]:
+        """Where the webhook signing secret is, and (with the sandbox) how to send the service a test event."""
+        endpoint = f"{base_url}/api/v1/webhooks/stripe"
+        if secret_file is None:
+            # stripe_trigger drives the sandbox; against real Stripe, the Stripe CLI's `stripe trigger` does it.
+            return [f"  webhooks     {endpoint}, verified with your STRIPE_WEBHOOK_SECRETS / STRIPE_WEBHOOK_SECRET"]
+        try:
+            shown = secret_file.relative_to(Path.cwd())
+        except ValueError:
+            shown = secret_file
+        python = _relative_python()
+        return [
+            f"  webhooks     {endpoint}, signing secret in {shown}",
+            f"               (given to the service as STRIPE_WEBHOOK_SECRETS; also `{python} manage.py stripe_trigger"
+            " --print-secret`)",
+            f"  test event   {python} manage.py stripe_trigger <event type>",
+            "               e.g. checkout.session.completed, charge.refunded, customer.subscription.deleted"
+            " (--help lists them)",
+        ]
 
     def _service_commands(self, host: str, port: int) -> dict[str, list[str]]:
         python = sys.executable
@@ -121,6 +151,7 @@ class Command(BaseCommand):
         base_url: str,
         children: dict[str, subprocess.Popen[bytes]],
         env: dict[str, str],
+        help_lines: list[str],
     ) -> None:
         stop_requested = False
 
@@ -141,6 +172,7 @@ class Command(BaseCommand):
                 f"Running: {', '.join(children)}. Service at {base_url}, admin {base_url}/admin/. Ctrl-C stops all."
             )
         )
+        self.stdout.write("\n".join(help_lines))
         failed: str | None = None
         while not stop_requested and failed is None:
             time.sleep(0.2)

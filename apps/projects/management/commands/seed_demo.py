@@ -49,6 +49,8 @@ class Command(BaseCommand):
                     f"  project      {seed.project.slug} (id {seed.project.pk})",
                     f"  app          {seed.app.name} (id {seed.app.pk}), scopes: {', '.join(seed.app.scopes)}",
                     f"  API key      {seed.api_key}",
+                    f"  features     {', '.join(seed.project.feature_codes)} (declared: grants may use them)",
+                    f"  redirects    {', '.join(seed.project.allowed_redirect_prefixes)}",
                     f"  admin        {base}/admin/",
                     f"               user {seed.admin_username} / password {seed.admin_password}{pw_note}",
                     *catalog_lines,
