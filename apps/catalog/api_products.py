@@ -1,4 +1,7 @@
-"""Products and their configuration: list, read, create, update, replace the configuration.
+"""Products and their configuration: list, create, read, update, replace the configuration.
+
+One view per operation; `GET` and `POST /products` share their path through `routes_by_method`.
+The OpenAPI examples are in apps/catalog/api_examples.py.
 
 Everything is scoped to the key's project: another project's product is a 404. Writes need the
 `catalog:write` scope. Any invalid item rejects the whole request with a 400 naming it, and nothing
@@ -11,19 +14,22 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import URLPattern, path
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.catalog import products
+from apps.catalog import api_examples, products
 from apps.catalog.configuration import COLLECTIONS, configuration_replace
 from apps.catalog.models import CatalogProduct
 from apps.catalog.serializers import ConfigurationInputSerializer, ProductOutputSerializer, StrictIntegerField
+from apps.common.api import client_of, validated_input
 from apps.common.idempotency import idempotent
+from apps.common.pagination import BAD_PAGE_QUERY, ListCursorPagination
+from apps.common.routing import routes_by_method
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, validated_input
+from apps.projects.permissions import CLIENT_PERMISSIONS
 
 CATALOG_WRITE = "catalog:write"
 _READ_ERRORS = {
@@ -40,88 +46,6 @@ _WRITE_ERRORS = _READ_ERRORS | {
     403: OpenApiResponse(description="The key lacks catalog:write, or `Project ID does not match`."),
 }
 
-_CONFIGURATION_EXAMPLE: dict[str, Any] = {
-    "option_groups": [
-        {
-            "name": "Size",
-            "selection": "single",
-            "required": True,
-            "options": [{"name": "Small", "price_delta": 0}, {"name": "Large", "price_delta": 500}],
-        }
-    ],
-    "add_ons": [{"name": "Priority support", "description": "Answers within a day.", "price_delta": 900}],
-    "custom_fields": [
-        {"key": "domain", "label": "Your domain", "field_type": "text", "required": True, "max_length": 253},
-        {"key": "seats", "label": "Seats", "field_type": "number", "min_value": 1, "max_value": 500},
-    ],
-    "subscription_plans": [
-        {"name": "Monthly", "billing_cycle": "monthly", "price_delta": 0},
-        {"name": "Annual", "billing_cycle": "annual", "price_multiplier": "10.0"},
-    ],
-}
-_CONFIGURATION_OUT: dict[str, Any] = {
-    "option_groups": [
-        {
-            "id": 3,
-            "name": "Size",
-            "selection": "single",
-            "required": True,
-            "options": [{"id": 7, "name": "Small", "price_delta": 0}, {"id": 8, "name": "Large", "price_delta": 500}],
-        }
-    ],
-    "add_ons": [{"id": 2, "name": "Priority support", "description": "Answers within a day.", "price_delta": 900}],
-    "custom_fields": [
-        {
-            "id": 4,
-            "key": "domain",
-            "label": "Your domain",
-            "field_type": "text",
-            "required": True,
-            "max_length": 253,
-            "min_value": None,
-            "max_value": None,
-        },
-        {
-            "id": 5,
-            "key": "seats",
-            "label": "Seats",
-            "field_type": "number",
-            "required": False,
-            "max_length": None,
-            "min_value": 1,
-            "max_value": 500,
-        },
-    ],
-    "subscription_plans": [
-        {"id": 1, "name": "Monthly", "billing_cycle": "monthly", "price_multiplier": None, "price_delta": 0},
-        {"id": 2, "name": "Annual", "billing_cycle": "annual", "price_multiplier": "10.0000", "price_delta": None},
-    ],
-}
-_PRODUCT_OUT: dict[str, Any] = {
-    "id": 12,
-    "slug": "website-audit",
-    "name": "Website audit",
-    "description": "A review of your site.",
-    "active": True,
-    "unit_amount": 4900,
-    "currency": "usd",
-    "stripe_product_id": "prod_Q1w2e3",
-    "prices": [
-        {
-            "price_id": "price_1Abc",
-            "product_id": "prod_Q1w2e3",
-            "unit_amount": 4900,
-            "currency": "usd",
-            "recurring": {"interval": "month", "interval_count": 1},
-            "active": True,
-            "feature_code": "audit",
-            "purchase_duration_days": None,
-        }
-    ],
-    "configuration": _CONFIGURATION_OUT,
-    "created_at": "2025-01-31T09:00:00Z",
-    "updated_at": "2025-01-31T09:00:00Z",
-}
 _PATCH_CONFIGURATION_DOC = (
     "`configuration` is optional. Each collection it names (`option_groups`, `add_ons`, `custom_fields`, "
     "`subscription_plans`) replaces that collection as `PUT .../options` would: items with an `id` keep it, "
@@ -167,22 +91,40 @@ def _response(product: CatalogProduct, *, project_id: int, code: int = status.HT
     return Response(ProductOutputSerializer(fresh, context={"prices": prices}).data, status=code)
 
 
-class ProductsApi(APIView):
-    """GET lists and POST creates on one path; each method names its own scopes."""
-
+class ProductListApi(APIView):
     permission_classes = CLIENT_PERMISSIONS
-    required_scopes: tuple[str, ...] = ()
-    scopes_by_method = {"POST": (CATALOG_WRITE,)}
 
-    class ListQuerySerializer(serializers.Serializer[Any]):
-        limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
-        cursor = serializers.CharField(required=False, help_text="next_cursor of the previous page.")
-
-    class ProductListOutputSerializer(serializers.Serializer[Any]):
+    class OutputSerializer(serializers.Serializer[Any]):
         results = ProductOutputSerializer(many=True)
         next_cursor = serializers.CharField(allow_null=True)
 
-    class ProductCreateInputSerializer(serializers.Serializer[Any]):
+    @extend_schema(
+        operation_id="product_list",
+        summary="Your project's products, with their Stripe prices and configuration",
+        description="Sorted by `id`, paginated.",
+        parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(description=BAD_PAGE_QUERY),
+        }
+        | {code: r for code, r in _READ_ERRORS.items() if code != 404},
+        examples=api_examples.PRODUCT_LIST,
+    )
+    def get(self, request: Request) -> Response:
+        project_id = client_of(request).project_id
+        paginator = ListCursorPagination(ordering="id")
+        page = paginator.paginate_queryset(products.product_queryset(project_id=project_id), request, self)
+        prices = products.product_prices(project_id=project_id, products=page)
+        return paginator.get_paginated_response(
+            ProductOutputSerializer(page, many=True, context={"prices": prices}).data
+        )
+
+
+class ProductCreateApi(APIView):
+    permission_classes = CLIENT_PERMISSIONS
+    required_scopes = (CATALOG_WRITE,)
+
+    class InputSerializer(serializers.Serializer[Any]):
         project_id = serializers.IntegerField(required=False, help_text="Optional; must be your key's project.")
         configuration = ConfigurationInputSerializer(required=False)
 
@@ -195,68 +137,18 @@ class ProductsApi(APIView):
                 raise serializers.ValidationError(errors)
             return attrs
 
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        self.required_scopes = self.scopes_by_method.get(request.method or "", ())
-        super().initial(request, *args, **kwargs)
-
-    @extend_schema(
-        operation_id="product_list",
-        summary="Your project's products, with their Stripe prices and configuration",
-        parameters=[LIMIT_PARAMETER, CURSOR_PARAMETER],
-        responses={200: ProductListOutputSerializer, 400: OpenApiResponse(description="A bad limit or cursor.")}
-        | {code: r for code, r in _READ_ERRORS.items() if code != 404},
-        examples=[
-            OpenApiExample("A page", value={"results": [_PRODUCT_OUT], "next_cursor": "aWQ6MTI"}, response_only=True)
-        ],
-    )
-    def get(self, request: Request) -> Response:
-        # A plain dict, not the QueryDict: DRF reads an empty form value as "absent", and `?cursor=`
-        # must be refused like any other malformed cursor.
-        query = self.ListQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        after_id = None
-        if "cursor" in query.validated_data:
-            try:
-                after_id = products.cursor_decode(query.validated_data["cursor"])
-            except ValueError:
-                raise serializers.ValidationError({"cursor": ["Invalid cursor."]}) from None
-        project_id = client_of(request).project_id
-        page, next_after = products.product_page(
-            project_id=project_id, after_id=after_id, limit=query.validated_data["limit"]
-        )
-        prices = products.product_prices(project_id=project_id, products=page)
-        return Response(
-            {
-                "results": ProductOutputSerializer(page, many=True, context={"prices": prices}).data,
-                "next_cursor": products.cursor_encode(next_after) if next_after is not None else None,
-            }
-        )
-
     @extend_schema(
         operation_id="product_create",
         summary="Create a product, optionally with its configuration (scope catalog:write)",
         description="A slug already used in your project is a 400 naming `slug`. Any invalid configuration item "
         "rejects the whole request (400, naming the item) and nothing is created.",
-        request=ProductCreateInputSerializer,
+        request=InputSerializer,
         responses={201: ProductOutputSerializer} | {code: r for code, r in _WRITE_ERRORS.items() if code != 404},
-        examples=[
-            OpenApiExample(
-                "A product with options",
-                value={
-                    "slug": "website-audit",
-                    "name": "Website audit",
-                    "unit_amount": 4900,
-                    "currency": "usd",
-                    "configuration": _CONFIGURATION_EXAMPLE,
-                },
-                request_only=True,
-            ),
-            OpenApiExample("Created", value=_PRODUCT_OUT, response_only=True, status_codes=["201"]),
-        ],
+        examples=api_examples.PRODUCT_CREATE,
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        values = validated_input(request, self.ProductCreateInputSerializer)
+        values = validated_input(request, self.InputSerializer)
         project_id = client_of(request).project_id
         product = products.product_create(project_id=project_id, data=values)
         return _response(product, project_id=project_id, code=status.HTTP_201_CREATED)
@@ -279,7 +171,7 @@ _PRODUCT_PARAMETER = OpenApiParameter(
     {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": 64},
     OpenApiParameter.PATH,
     description="The product's numeric `id` or its `slug` (a slug is never all digits, so neither hides the other).",
-    examples=[OpenApiExample("By slug", value="pro"), OpenApiExample("By id", value="1")],
+    examples=api_examples.PRODUCT_PARAMETER,
 )
 
 
@@ -306,7 +198,7 @@ class ProductDetailApi(APIView):
         summary="One of your products by id or slug, with prices and configuration (404 for another project's)",
         parameters=[_PRODUCT_PARAMETER],
         responses={200: ProductOutputSerializer} | _READ_ERRORS,
-        examples=[OpenApiExample("A configured product", value=_PRODUCT_OUT)],
+        examples=api_examples.PRODUCT_RETRIEVE,
     )
     def get(self, request: Request, product: str) -> Response:
         found = _product_of(request, product)
@@ -320,14 +212,7 @@ class ProductDetailApi(APIView):
         parameters=[_PRODUCT_PARAMETER],
         request=ProductUpdateInputSerializer,
         responses={200: ProductOutputSerializer} | _WRITE_ERRORS,
-        examples=[
-            OpenApiExample(
-                "Rename, and replace only the add-ons",
-                value={"name": "Website audit (2025)", "configuration": {"add_ons": _CONFIGURATION_EXAMPLE["add_ons"]}},
-                request_only=True,
-            ),
-            OpenApiExample("Updated", value=_PRODUCT_OUT, response_only=True),
-        ],
+        examples=api_examples.PRODUCT_UPDATE,
     )
     def patch(self, request: Request, product: str) -> Response:
         found = _product_of(request, product)
@@ -348,10 +233,7 @@ class ProductOptionsReplaceApi(APIView):
         "Any invalid item rejects the whole request and nothing changes.",
         request=ConfigurationInputSerializer,
         responses={200: ProductOutputSerializer} | _WRITE_ERRORS,
-        examples=[
-            OpenApiExample("A whole configuration", value=_CONFIGURATION_EXAMPLE, request_only=True),
-            OpenApiExample("Replaced", value=_PRODUCT_OUT, response_only=True),
-        ],
+        examples=api_examples.PRODUCT_OPTIONS_REPLACE,
     )
     def put(self, request: Request, product_id: int) -> Response:
         project_id = client_of(request).project_id
@@ -366,7 +248,7 @@ class ProductOptionsReplaceApi(APIView):
 # One template per route (OpenAPI forbids /products/{product_id} beside /products/{slug}): the
 # product is named by id or slug, and `<slug:>` matches both.
 urlpatterns: list[URLPattern] = [
-    path("products", ProductsApi.as_view(), name="products"),
+    path("products", routes_by_method(ProductListApi, ProductCreateApi), name="products"),
     path("products/<int:product_id>/options", ProductOptionsReplaceApi.as_view(), name="product-options"),
     path("products/<slug:product>", ProductDetailApi.as_view(), name="product-detail"),
 ]

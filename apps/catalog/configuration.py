@@ -12,13 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.db.models.functions import Cast, Concat
-from rest_framework.exceptions import ValidationError
 
 from apps.catalog.models import AddOn, CatalogProduct, CustomField, Option, OptionGroup, SubscriptionPlan
+from apps.common.exceptions import NestedValidationError
 
 COLLECTIONS: tuple[str, ...] = ("option_groups", "add_ons", "custom_fields", "subscription_plans")
 CONFIGURATION_PREFETCH: tuple[str, ...] = ("option_groups__options", "add_ons", "custom_fields", "subscription_plans")
@@ -102,7 +102,7 @@ def configuration_check_ids(
             if error:
                 errors.setdefault(name, {})[index] = error
     if errors:
-        raise ValidationError(errors)
+        raise NestedValidationError(errors)
 
 
 def _option_groups_write(*, product: CatalogProduct, groups: list[dict[str, Any]]) -> None:
@@ -162,7 +162,7 @@ def custom_field_values_validate(product: CatalogProduct, values: Mapping[str, A
     Required fields must be present and not blank; text is stripped and within its max_length; a URL
     is an http(s) URL; a number is a JSON integer (or a string of one) within its bounds; unknown keys
     are rejected. Optional fields left out or blank are left out of the result. Raises a DRF
-    ValidationError keyed by each bad field's key.
+    Django ValidationError keyed by each bad field's key.
     """
     if not isinstance(values, Mapping):
         raise ValidationError({"custom_fields": ["Expected an object of custom field values."]})
@@ -202,9 +202,9 @@ def _custom_value_clean(field: CustomField, raw: Any) -> str | int:
     if field.field_type == CustomField.FieldType.URL:
         try:
             if len(text) > URL_VALUE_MAX:
-                raise DjangoValidationError("too long")
+                raise ValidationError("too long")
             _validate_url(text)
-        except DjangoValidationError:
+        except ValidationError:
             raise ValueError(f"Enter a valid http or https URL of at most {URL_VALUE_MAX} characters.") from None
         return text
     limit = field.max_length or TEXT_VALUE_DEFAULT_MAX

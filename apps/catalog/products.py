@@ -1,24 +1,22 @@
-"""Products of a project: reads (one, a page) and writes (create, update), each write one transaction."""
+"""Products of a project: reads (the queryset, one) and writes (create, update), each write one transaction."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from rest_framework.exceptions import ValidationError
 
 from apps.catalog.configuration import COLLECTIONS, CONFIGURATION_PREFETCH, configuration_replace
 from apps.catalog.models import CatalogProduct
 from apps.catalog.selectors import PriceView, prices_by_product
+from apps.common.exceptions import NestedValidationError, validation_detail
+from apps.common.pagination import ListCursorPagination
 
 BASE_FIELDS: tuple[str, ...] = ("slug", "name", "description", "active", "unit_amount", "currency")
 DUPLICATE_SLUG = "A product with this slug already exists in this project."
-_CURSOR = re.compile(r"id:([0-9]{1,18})")
 
 
 def product_queryset(*, project_id: int) -> QuerySet[CatalogProduct]:
@@ -33,31 +31,9 @@ def product_get_by_slug(*, project_id: int, slug: str) -> CatalogProduct | None:
     return product_queryset(project_id=project_id).filter(slug=slug).first()
 
 
-def product_page(*, project_id: int, after_id: int | None, limit: int) -> tuple[list[CatalogProduct], int | None]:
-    """A page of the project's products in id order, and the id to continue after (None at the end)."""
-    queryset = product_queryset(project_id=project_id).order_by("id")
-    if after_id is not None:
-        queryset = queryset.filter(pk__gt=after_id)
-    rows = list(queryset[: limit + 1])  # one more tells whether there is a next page
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].pk
-    return rows, None
-
-
 def cursor_encode(after_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{after_id}".encode()).decode().rstrip("=")
-
-
-def cursor_decode(cursor: str) -> int:
-    """The id a cursor continues after; a ValueError for anything that we did not hand out."""
-    try:
-        text = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValueError("malformed cursor") from None
-    match = _CURSOR.fullmatch(text)
-    if match is None:
-        raise ValueError("malformed cursor")
-    return int(match.group(1))
+    """The list's cursor continuing after product `after_id` (the one codec: apps/common/pagination.py)."""
+    return ListCursorPagination.cursor_after(str(after_id))
 
 
 def product_prices(*, project_id: int, products: list[CatalogProduct]) -> dict[str, list[PriceView]]:
@@ -120,7 +96,7 @@ def _with_configuration_errors(product: CatalogProduct, configuration: Mapping[s
     try:
         configuration_replace(product=product, configuration=configuration, collections=names)
     except ValidationError as exc:
-        raise ValidationError({"configuration": exc.detail}) from None
+        raise NestedValidationError({"configuration": validation_detail(exc)}) from None
 
 
 def _check_slug_free(*, project_id: int, slug: str, exclude_id: int | None) -> None:

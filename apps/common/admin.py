@@ -1,4 +1,5 @@
-"""Repairs to third-party admin pages we show finance and support staff.
+"""The audit log's admin (read-only), and repairs to third-party admin pages we show finance and
+support staff.
 
 dj-stripe 2.11 keeps most Stripe fields in its `stripe_data` JSON column, but some of its admins
 still search model fields that no longer exist (a customer's email, an invoice's number), so a
@@ -13,6 +14,9 @@ from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model
 from django.db.models.constants import LOOKUP_SEP
+
+from apps.common.admin_evidence import ReadOnlyAdmin
+from apps.common.models import AuditLog
 
 
 def _resolves(model: type[Model], path: str) -> bool:
@@ -48,3 +52,13 @@ def _has_stripe_data(model: type[Model]) -> bool:
 
 
 djstripe_search_fields_repair()
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
+    # Written only by the services that make the changes it records (grants, revokes, replays).
+    list_display = ("occurred_at", "actor", "action", "target", "project", "reason")
+    list_filter = ("action", "project")
+    search_fields = ("actor", "target", "reason")
+    list_select_related = ("project",)
+    date_hierarchy = "occurred_at"

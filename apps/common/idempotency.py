@@ -20,7 +20,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.common.errors import Conflict
+from apps.common.exceptions import Conflict
 from apps.common.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"

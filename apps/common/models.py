@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+
+from apps.projects.models import Project
 
 
 class Heartbeat(models.Model):
@@ -36,3 +40,35 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id}:{self.key}"
+
+
+class AuditLog(models.Model):
+    """Append-only: who did what, when, why, with the state before and after.
+
+    Written by several apps (grants and revokes in entitlements, replays in webhooks), through
+    apps/common/audit.py. The table keeps the name it had when the model lived in entitlements.
+    """
+
+    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=255)
+    action = models.CharField(max_length=64)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_log")
+    target = models.CharField(max_length=255)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        db_table = "entitlements_auditlog"
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise RuntimeError("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RuntimeError("the audit log is append-only")

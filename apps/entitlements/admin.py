@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.common.admin_actions import reason_action
 from apps.common.admin_evidence import EvidenceAdmin, ReadOnlyAdmin
 from apps.entitlements import grants
-from apps.entitlements.models import AuditLog, Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
+from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 
 
 class GrantForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -132,14 +132,5 @@ class RevenueEntryAdmin(ReadOnlyAdmin[RevenueEntry]):
     list_display = ("occurred_at", "project", "kind", "amount", "currency", "stripe_object_id")
     list_filter = ("project", "kind", "currency")
     search_fields = ("stripe_object_id", "stripe_charge_id")
-    list_select_related = ("project",)
-    date_hierarchy = "occurred_at"
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
-    list_display = ("occurred_at", "actor", "action", "target", "project", "reason")
-    list_filter = ("action", "project")
-    search_fields = ("actor", "target", "reason")
     list_select_related = ("project",)
     date_hierarchy = "occurred_at"

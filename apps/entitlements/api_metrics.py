@@ -1,19 +1,18 @@
-"""Subscription counts and revenue per project (scope billing:read), from our own records."""
+"""Subscription counts and revenue per project (scope billing:read), from our own records
+(the aggregates are in selectors.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, Sum
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.entitlements.api import instant_param
-from apps.entitlements.models import RevenueEntry, SubscriptionRecord
-from apps.entitlements.projection import ENTITLING_STATUSES
+from apps.common.query import InstantField, validated_query
+from apps.entitlements.selectors import revenue_totals, subscription_counts
 from apps.projects.permissions import CLIENT_PERMISSIONS
 
 
@@ -44,16 +43,7 @@ class SubscriptionMetricsApi(APIView):
         ],
     )
     def get(self, request: Request, project_id: int) -> Response:
-        records = SubscriptionRecord.objects.filter(project_id=project_id)
-        by_status = dict(records.values_list("status").annotate(n=Count("id")).order_by("status"))
-        by_price: dict[str, int] = {}
-        for price_ids in records.filter(status__in=ENTITLING_STATUSES).values_list("price_ids", flat=True):
-            for price_id in price_ids:
-                by_price[price_id] = by_price.get(price_id, 0) + 1
-        active = sum(count for state, count in by_status.items() if state in ENTITLING_STATUSES)
-        return Response(
-            {"project_id": project_id, "active_subscriptions": active, "by_status": by_status, "by_price": by_price}
-        )
+        return Response({"project_id": project_id, **subscription_counts(project_id=project_id)})
 
 
 class RevenueMetricsApi(APIView):
@@ -66,6 +56,14 @@ class RevenueMetricsApi(APIView):
         refunded = serializers.IntegerField(help_text="Minor units.")
         net = serializers.IntegerField(help_text="Minor units.")
 
+    class QuerySerializer(serializers.Serializer[Any]):
+        def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+            # `from` is a Python keyword, so the fields are named here rather than as attributes.
+            return {
+                "from": InstantField(required=False, help_text="ISO 8601 instant, inclusive."),
+                "to": InstantField(required=False, help_text="ISO 8601 instant, exclusive."),
+            }
+
     class OutputSerializer(serializers.Serializer[Any]):
         project_id = serializers.IntegerField()
         revenue = serializers.ListField(child=serializers.DictField())
@@ -73,14 +71,7 @@ class RevenueMetricsApi(APIView):
     @extend_schema(
         operation_id="metrics_revenue",
         summary="Gross, refunded and net revenue per currency, in minor units",
-        parameters=[
-            OpenApiParameter(
-                "from", {"type": "string", "format": "date-time"}, description="ISO 8601 instant, inclusive."
-            ),
-            OpenApiParameter(
-                "to", {"type": "string", "format": "date-time"}, description="ISO 8601 instant, exclusive."
-            ),
-        ],
+        parameters=[QuerySerializer],
         responses={200: OutputSerializer},
         examples=[
             OpenApiExample(
@@ -93,26 +84,6 @@ class RevenueMetricsApi(APIView):
         ],
     )
     def get(self, request: Request, project_id: int) -> Response:
-        entries = RevenueEntry.objects.filter(project_id=project_id)
-        for name, lookup in (("from", "occurred_at__gte"), ("to", "occurred_at__lt")):
-            instant = instant_param(request, name)
-            if instant is not None:
-                entries = entries.filter(**{lookup: instant})
-        totals = (
-            entries.values("currency")
-            .annotate(
-                gross=Sum("amount", filter=Q(kind=RevenueEntry.Kind.PAYMENT), default=0),
-                refunded=Sum("amount", filter=Q(kind=RevenueEntry.Kind.REFUND), default=0),
-            )
-            .order_by("currency")
-        )
-        revenue = [
-            {
-                "currency": t["currency"],
-                "gross": t["gross"],
-                "refunded": t["refunded"],
-                "net": t["gross"] - t["refunded"],
-            }
-            for t in totals
-        ]
+        query = validated_query(request, self.QuerySerializer)
+        revenue = revenue_totals(project_id=project_id, start=query.get("from"), end=query.get("to"))
         return Response({"project_id": project_id, "revenue": revenue})

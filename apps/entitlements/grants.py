@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from apps.catalog.models import PriceFeature
-from apps.entitlements.audit import audit_record
+from apps.common.audit import audit_record
 from apps.entitlements.models import Grant
 from apps.entitlements.projection import entitlements_recompute
 from apps.projects.models import Project

@@ -1,4 +1,4 @@
-"""The sources of entitlements, the projection computed from them, and the append-only logs.
+"""The sources of entitlements, the projection computed from them, and the append-only money ledger.
 
 Sources: SubscriptionRecord (from Stripe subscription snapshots), Purchase (paid one-time checkouts
 and invoices), Grant (support staff). The Entitlement rows are a projection recomputed per
@@ -158,6 +158,7 @@ class RevenueEntry(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "stripe_object_id"], name="revenue_entry_unique_object")]
         indexes = [models.Index(fields=["project", "occurred_at"])]
+        verbose_name_plural = "revenue entries"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency}"
@@ -166,30 +167,3 @@ class RevenueEntry(models.Model):
         if self.pk is not None:
             raise RuntimeError("revenue entries are append-only; record a new entry instead")
         super().save(*args, **kwargs)
-
-
-class AuditLog(models.Model):
-    """Append-only: who did what, when, why, with the state before and after."""
-
-    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor = models.CharField(max_length=255)
-    action = models.CharField(max_length=64)
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_log")
-    target = models.CharField(max_length=255)
-    reason = models.TextField(blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-occurred_at"]
-
-    def __str__(self) -> str:
-        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise RuntimeError("the audit log is append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise RuntimeError("the audit log is append-only")

@@ -1,4 +1,5 @@
-"""Reading entitlements: the cached windows of a (project, user), evaluated at an instant.
+"""Reads: the cached entitlement windows of a (project, user) evaluated at an instant, and the
+project's metrics (subscription counts, revenue totals).
 
 The hot path (`entitlement_check`) reads the cache only; on a miss, or with the cache down, it reads
 the projection rows, which are always complete. A dead cache therefore costs latency, never a denial.
@@ -7,12 +8,13 @@ the projection rows, which are always complete. A dead cache therefore costs lat
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypedDict
 
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from apps.entitlements.models import Entitlement
-from apps.entitlements.projection import Window, cache_ident, entitlement_cache
+from apps.entitlements.models import Entitlement, RevenueEntry, SubscriptionRecord
+from apps.entitlements.projection import ENTITLING_STATUSES, Window, cache_ident, entitlement_cache
 
 
 def _to_cached(window: Window) -> tuple[Any, ...]:
@@ -82,4 +84,53 @@ def entitlement_list(
         }
         for w in sorted(windows, key=lambda w: (w.feature_code, w.valid_from, w.source_id))
         if feature_code is None or w.feature_code == feature_code
+    ]
+
+
+class SubscriptionCounts(TypedDict):
+    active_subscriptions: int
+    by_status: dict[str, int]
+    by_price: dict[str, int]
+
+
+def subscription_counts(*, project_id: int) -> SubscriptionCounts:
+    """The project's subscriptions by status; active (or trialing) ones in all and per price."""
+    records = SubscriptionRecord.objects.filter(project_id=project_id)
+    by_status = dict(records.values_list("status").annotate(n=Count("id")).order_by("status"))
+    by_price: dict[str, int] = {}
+    for price_ids in records.filter(status__in=ENTITLING_STATUSES).values_list("price_ids", flat=True):
+        for price_id in price_ids:
+            by_price[price_id] = by_price.get(price_id, 0) + 1
+    active = sum(count for state, count in by_status.items() if state in ENTITLING_STATUSES)
+    return {"active_subscriptions": active, "by_status": by_status, "by_price": by_price}
+
+
+class RevenueTotal(TypedDict):
+    currency: str
+    gross: int
+    refunded: int
+    net: int
+
+
+def revenue_totals(
+    *, project_id: int, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[RevenueTotal]:
+    """Payments, refunds and their difference per currency, in minor units, from `start` (inclusive)
+    to `end` (exclusive); either bound may be left open."""
+    entries = RevenueEntry.objects.filter(project_id=project_id)
+    if start is not None:
+        entries = entries.filter(occurred_at__gte=start)
+    if end is not None:
+        entries = entries.filter(occurred_at__lt=end)
+    totals = (
+        entries.values("currency")
+        .annotate(
+            gross=Sum("amount", filter=Q(kind=RevenueEntry.Kind.PAYMENT), default=0),
+            refunded=Sum("amount", filter=Q(kind=RevenueEntry.Kind.REFUND), default=0),
+        )
+        .order_by("currency")
+    )
+    return [
+        {"currency": t["currency"], "gross": t["gross"], "refunded": t["refunded"], "net": t["gross"] - t["refunded"]}
+        for t in totals
     ]

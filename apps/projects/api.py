@@ -9,9 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.api import client_of
 from apps.projects import selectors
 from apps.projects.models import ALL_SCOPES
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of
+from apps.projects.permissions import CLIENT_PERMISSIONS
 
 # The examples are the demo tenant's (`make run`), whose app holds every scope.
 _DEMO_SCOPES = sorted(ALL_SCOPES)

@@ -6,6 +6,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from apps.projects.selectors import ApiClient, api_client_resolve
+from apps.projects.services import api_key_touch
 
 HEADER = "X-API-Key"
 
@@ -20,6 +21,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         client = api_client_resolve(raw.strip())
         if client is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or inactive API key.")
+        api_key_touch(key_id=client.key_id, prefix=client.key_prefix)
         structlog.contextvars.bind_contextvars(app_id=client.app_id, project_id=client.project_id)
         return client, client
 

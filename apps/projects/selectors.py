@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from apps.common.versioned_cache import VersionedCache
 from apps.projects.keys import digests_match, key_digest, prefix_of
@@ -70,7 +67,10 @@ def _load_key(prefix: str) -> _KeyRecord | str:
 
 
 def api_client_resolve(raw_key: str) -> ApiClient | None:
-    """The client a raw key stands for, or None for a malformed, unknown, revoked or inactive key."""
+    """The client a raw key stands for, or None for a malformed, unknown, revoked or inactive key.
+
+    A read only: the authentication records the key's use (services.api_key_touch).
+    """
     prefix = prefix_of(raw_key)
     if prefix is None:
         return None
@@ -82,24 +82,7 @@ def api_client_resolve(raw_key: str) -> ApiClient | None:
         return None
     if not digests_match(key_digest(raw_key), record.digest):
         return None
-    _touch_last_used(record.client.key_id, prefix)
     return record.client
-
-
-# Keyed by prefix too: row ids can be reused (a restored database, a test run), prefixes are random.
-_touched_until: dict[tuple[int, str], float] = {}
-
-
-def _touch_last_used(key_id: int, prefix: str) -> None:
-    # A process asks the shared cache at most once per interval per key (no round trip on most
-    # requests); cache.add then lets one request across all processes write. On a dead cache add()
-    # answers falsy and nobody writes, which keeps the hot path free of DB writes.
-    now = time.time()
-    if _touched_until.get((key_id, prefix), 0.0) > now:
-        return
-    _touched_until[(key_id, prefix)] = now + settings.API_KEY_TOUCH_SECONDS
-    if cache.add(f"apikey:touched:{key_id}", 1, timeout=settings.API_KEY_TOUCH_SECONDS):
-        ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
 
 
 def project_list() -> QuerySet[Project]:
@@ -108,3 +91,7 @@ def project_list() -> QuerySet[Project]:
 
 def app_get_for_project(*, app_id: int, project_id: int) -> App | None:
     return App.objects.select_related("project").filter(pk=app_id, project_id=project_id).first()
+
+
+def project_get_by_slug(*, slug: str) -> Project | None:
+    return Project.objects.filter(slug=slug).first()

@@ -3,8 +3,11 @@ the cached entries after commit, so the next request sees it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -130,3 +133,23 @@ def api_key_rotate(*, app: App, revoke_others: bool = False, created_by: str = "
             api_key_revoke(key=old)
             revoked.append(old.prefix)
     return key, raw, revoked
+
+
+# Keyed by prefix too: row ids can be reused (a restored database, a test run), prefixes are random.
+_touched_until: dict[tuple[int, str], float] = {}
+
+
+def api_key_touch(*, key_id: int, prefix: str) -> None:
+    """Records that a key was used: last_used_at, written at most once per API_KEY_TOUCH_SECONDS.
+
+    Runs on every authenticated request, so it must stay cheap: a process asks the shared cache at
+    most once per interval per key (no round trip on most requests); cache.add then lets one request
+    across all processes write. On a dead cache add() answers falsy and nobody writes, which keeps
+    the hot path free of DB writes.
+    """
+    now = time.time()
+    if _touched_until.get((key_id, prefix), 0.0) > now:
+        return
+    _touched_until[(key_id, prefix)] = now + settings.API_KEY_TOUCH_SECONDS
+    if cache.add(f"apikey:touched:{key_id}", 1, timeout=settings.API_KEY_TOUCH_SECONDS):
+        ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())

@@ -7,18 +7,22 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import ValidationError
 
 from apps.catalog.configuration import custom_field_values_validate
 from apps.catalog.models import AddOn, CatalogProduct, CustomField, Option, OptionGroup, SubscriptionPlan
 from tests.conftest import Tenant
+from tests.factories import CatalogProductFactory, CustomFieldFactory, OptionGroupFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def product_of(tenant: Tenant, slug: str = "audit") -> CatalogProduct:
-    return CatalogProduct.objects.create(project=tenant.project, slug=slug, name=slug.title())
+    """A product with no base price: the tests of unit_amount and currency rely on both being unset."""
+    return CatalogProductFactory.create(
+        project=tenant.project, slug=slug, name=slug.title(), unit_amount=None, currency=""
+    )
 
 
 def full_configuration() -> dict[str, Any]:
@@ -223,7 +227,7 @@ def test_the_database_refuses_a_plan_with_both_or_neither(alice: Tenant) -> None
 
 
 def test_the_database_refuses_an_option_delta_out_of_range(alice: Tenant) -> None:
-    group = OptionGroup.objects.create(product=product_of(alice), name="Size")
+    group = OptionGroupFactory.create(product=product_of(alice), name="Size")
     with pytest.raises(IntegrityError), transaction.atomic():
         Option.objects.create(group=group, name="Huge", price_delta=100_001)
 
@@ -438,7 +442,7 @@ def test_invalid_values_are_rejected_naming_the_key(
 ) -> None:
     with pytest.raises(ValidationError) as caught:
         custom_field_values_validate(fields_product, values)
-    assert caught.value.detail == errors
+    assert caught.value.message_dict == errors
 
 
 def test_number_bounds_are_inclusive(fields_product: CatalogProduct) -> None:
@@ -453,7 +457,7 @@ def test_values_that_are_not_an_object_are_rejected(fields_product: CatalogProdu
 
 def test_a_text_field_without_max_length_still_has_a_limit(alice: Tenant) -> None:
     product = product_of(alice)
-    CustomField.objects.create(product=product, key="note", label="Note", field_type="text")
+    CustomFieldFactory.create(product=product, key="note", label="Note", field_type="text")
     assert custom_field_values_validate(product, {"note": "x" * 1000}) == {"note": "x" * 1000}
     with pytest.raises(ValidationError):
         custom_field_values_validate(product, {"note": "x" * 1001})

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from djstripe.models import Price, Product
 
-from apps.catalog.models import AddOn, CatalogProduct, OptionGroup, PriceFeature
+from apps.catalog.models import AddOn, CatalogProduct, OptionGroup
 from apps.catalog.products import cursor_encode
 from apps.projects.services import app_create
 from tests.catalog.test_product_configuration import configured, full_configuration, product_of, snapshot
 from tests.conftest import Tenant
+from tests.factories import CatalogProductFactory, PriceFeatureFactory, StripePriceFactory, StripeProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,8 @@ def test_the_list_pages_through_every_product_of_the_project_with_a_cursor(alice
 
 
 def test_the_list_defaults_to_fifty_and_allows_two_hundred(alice: Tenant) -> None:
-    CatalogProduct.objects.bulk_create(
-        CatalogProduct(project=alice.project, slug=f"p-{n}", name="P") for n in range(201)
-    )
+    for n in range(201):
+        CatalogProductFactory.create(project=alice.project, slug=f"p-{n}", name="P")
     default = alice.client().get("/api/v1/products").json()
     assert len(default["results"]) == 50 and default["next_cursor"] is not None
     most = alice.client().get("/api/v1/products?limit=200").json()
@@ -63,7 +62,7 @@ def test_a_limit_out_of_bounds_is_400(alice: Tenant, limit: str) -> None:
 def test_a_malformed_cursor_is_400(alice: Tenant, cursor: str) -> None:
     response = alice.client().get(f"/api/v1/products?cursor={cursor}")
     assert response.status_code == 400
-    assert response.json() == {"cursor": ["Invalid cursor."]}
+    assert response.json() == {"cursor": ["Malformed cursor; pass back next_cursor as it was given."]}
 
 
 def test_a_cursor_from_another_projects_listing_shows_only_your_products(alice: Tenant, bob: Tenant) -> None:
@@ -77,21 +76,15 @@ def test_listed_products_carry_prices_with_feature_codes_and_configuration(alice
     product = configured(alice)
     product.stripe_product_id = "prod_audit"
     product.save()
-    Product.objects.create(id="prod_audit", stripe_data={"id": "prod_audit", "name": "Audit"})
-    Price.objects.create(
+    stripe_product = StripeProductFactory.create(id="prod_audit", stripe_name="Audit")
+    StripePriceFactory.create(
         id="price_audit",
-        product_id="prod_audit",
+        product=stripe_product,
         active=True,
-        stripe_data={
-            "id": "price_audit",
-            "product": "prod_audit",
-            "unit_amount": 4900,
-            "currency": "usd",
-            "active": True,
-            "recurring": {"interval": "month", "interval_count": 1},
-        },
+        unit_amount=4900,
+        recurring={"interval": "month", "interval_count": 1},
     )
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_audit", feature_code="audit")
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_audit", feature_code="audit")
     listed = alice.client().get("/api/v1/products").json()["results"][0]
     assert listed["prices"] == [
         {

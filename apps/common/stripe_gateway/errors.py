@@ -1,33 +1,33 @@
-"""Our own exceptions for Stripe failures, answered by the API as 400 or 502 (API.md)."""
+"""Our own exceptions for Stripe failures, answered by the API as 400 or 502 (API.md).
+
+Plain exceptions (no web framework): apps/common/errors.py maps every ServiceError to its answer.
+"""
 
 from __future__ import annotations
 
-from rest_framework import status
-from rest_framework.exceptions import APIException
+from apps.common.exceptions import ServiceError
 
 
-class StripeInvalidRequest(APIException):
+class StripeInvalidRequest(ServiceError):
     """Stripe refused the request as invalid: the caller can fix it. 400 with Stripe's message."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code = 400
     default_detail = "Stripe rejected the request."
-    default_code = "stripe_invalid_request"
 
     def __init__(self, message: str, *, param: str | None = None, stripe_request_id: str | None = None) -> None:
-        super().__init__(detail=f"Stripe: {message}")
+        super().__init__(f"Stripe: {message}")
         self.param = param
         self.stripe_request_id = stripe_request_id
 
 
-class StripeUnavailable(APIException):
+class StripeUnavailable(ServiceError):
     """Stripe could not be reached, kept failing, or refused our credentials. 502."""
 
-    status_code = status.HTTP_502_BAD_GATEWAY
+    status_code = 502
     default_detail = "Stripe is unavailable; retry later."
-    default_code = "stripe_unavailable"
 
     def __init__(self, message: str, *, stripe_request_id: str | None = None) -> None:
-        super().__init__(detail=message)
+        super().__init__(message)
         self.stripe_request_id = stripe_request_id
 
     @property

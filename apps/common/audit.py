@@ -1,10 +1,10 @@
-"""Writing to the append-only audit log (grants, revokes, replays)."""
+"""Writing to the append-only audit log (grants and revokes, replays)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from apps.entitlements.models import AuditLog
+from apps.common.models import AuditLog
 from apps.projects.models import Project
 
 
