@@ -3,6 +3,11 @@
 A Stripe product belongs to the project named by its `project` metadata (the project's slug), or
 to the project an admin assigned it to. Products of no known project are another app's on a shared
 Stripe account: they are counted and left alone.
+
+No transaction spans the sync, and none of ours is open while Stripe is called: the pages are read
+outside any, dj-stripe's mirror of each object (which may fetch related objects) runs outside any of
+ours, and each CatalogProduct is written in a short transaction of its own after it
+(apps/catalog/services.py). A long sync therefore holds no locks while it waits on Stripe.
 """
 
 from __future__ import annotations
@@ -11,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-from django.utils.text import slugify
-from djstripe.models import Price, Product
-
 from apps.catalog.models import CatalogProduct
+from apps.catalog.services import catalog_product_upsert_from_stripe, price_upsert_from_stripe
 from apps.common import stripe_gateway
 from apps.projects.models import Project
+
+# Re-exported: the demo catalog mirrors through the same two steps.
+__all__ = ["Progress", "SyncReport", "catalog_product_upsert_from_stripe", "catalog_sync", "price_upsert_from_stripe"]
 
 Progress = Callable[[str], None]
 
@@ -34,40 +39,6 @@ def _owner(data: dict[str, Any], projects: dict[str, Project], assigned: dict[st
         return next((p for p in projects.values() if p.pk == assigned[data["id"]]), None)
     slug = (data.get("metadata") or {}).get("project")
     return projects.get(slug) if slug else None
-
-
-def _unique_slug(project: Project, wanted: str, stripe_product_id: str) -> str:
-    base = slugify(wanted)[:56] or "product"
-    if base.isdigit():
-        base = f"product-{base}"  # /products/<digits> is the by-id route, so a slug is never all digits
-    slug = base
-    taken = CatalogProduct.objects.filter(project=project).exclude(stripe_product_id=stripe_product_id)
-    counter = 2
-    while taken.filter(slug=slug).exists():
-        slug = f"{base}-{counter}"
-        counter += 1
-    return slug
-
-
-@transaction.atomic
-def catalog_product_upsert_from_stripe(*, project: Project, data: dict[str, Any]) -> CatalogProduct:
-    """Mirrors one Stripe product (from a list page or an event snapshot) and links it to `project`."""
-    stripe_gateway.djstripe_mirror(Product, data, project_slug=project.slug)
-    product = CatalogProduct.objects.select_for_update().filter(stripe_product_id=data["id"]).first()
-    if product is None:
-        wanted = (data.get("metadata") or {}).get("slug") or data.get("name") or data["id"]
-        product = CatalogProduct(
-            project=project, stripe_product_id=data["id"], slug=_unique_slug(project, wanted, data["id"])
-        )
-    product.name = str(data.get("name") or product.slug)[:200]
-    product.description = str(data.get("description") or "")
-    product.active = bool(data.get("active", True))
-    product.save()
-    return product
-
-
-def price_upsert_from_stripe(*, project: Project, data: dict[str, Any]) -> None:
-    stripe_gateway.djstripe_mirror(Price, data, project_slug=project.slug)
 
 
 def catalog_sync(*, project: Project | None = None, progress: Progress | None = None) -> SyncReport:

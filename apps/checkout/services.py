@@ -4,18 +4,20 @@ an invalid request creates nothing at Stripe; Stripe calls happen outside databa
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from rest_framework.exceptions import NotFound, ValidationError
 
 from apps.catalog.models import PriceFeature
 from apps.catalog.selectors import project_price
 from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
 from apps.common import stripe_gateway
-from apps.common.errors import Conflict
+from apps.common.exceptions import Conflict, NotFound
 from apps.entitlements.models import SubscriptionRecord
+from apps.entitlements.services import purchase_record
 from apps.projects.models import Project
 from apps.projects.redirects import url_is_allowed
 
@@ -210,3 +212,121 @@ def portal_session_create(*, project: Project, user_id: str, return_url: str) ->
     portal.url = created.get("url") or ""
     portal.save(update_fields=["stripe_session_id", "url"])
     return portal
+
+
+# --- what Stripe's checkout and payment events do to our rows (called by apps/webhooks) ----------
+# Writes only, with no Stripe call: they run inside the event's transaction. Whatever Stripe must be
+# asked (a session's line items) the webhook's fetch step asks before that transaction.
+
+
+def billing_customer_link(*, project: Project, user_id: str, stripe_customer_id: str) -> bool:
+    """Links a Stripe customer to the user's row if it has none yet; True when it did."""
+    unlinked = BillingCustomer.objects.filter(project=project, user_id=user_id, stripe_customer_id__isnull=True)
+    updated = unlinked.update(stripe_customer_id=stripe_customer_id)
+    return updated > 0
+
+
+def _stripe_id(value: Any) -> str:
+    """An expandable field: an id string, or the expanded object."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+@dataclass(frozen=True)
+class CheckoutCompletion:
+    changes: list[str]
+    purchase: bool  # a paid one-time checkout: the user's entitlements need a recompute
+
+
+def checkout_session_complete(
+    *, project: Project, user_id: str, session: dict[str, Any], paid_at: dt.datetime, line_item_price_id: str = ""
+) -> CheckoutCompletion:
+    """A completed (or asynchronously paid) Stripe checkout session: our row becomes `complete` and
+    learns its payment intent, the Stripe customer is linked to the user, and a paid one-time
+    checkout is recorded as a purchase.
+
+    The purchase's price is our row's; `line_item_price_id` (read from Stripe by the caller, before
+    its transaction) serves for a session we have no row for.
+    """
+    changes: list[str] = []
+    with transaction.atomic(savepoint=False):  # nested in event processing
+        local = CheckoutSession.objects.select_for_update().filter(stripe_session_id=session["id"]).first()
+        intent_id = _stripe_id(session.get("payment_intent"))
+        if local is not None and local.status != CheckoutSession.Status.COMPLETE:
+            CheckoutSession.objects.filter(pk=local.pk).update(status=CheckoutSession.Status.COMPLETE)
+            changes.append(f"checkout session {session['id']} complete")
+        if local is not None and intent_id and not local.stripe_payment_intent_id:
+            CheckoutSession.objects.filter(pk=local.pk).update(stripe_payment_intent_id=intent_id)
+        customer_id = str(session.get("customer") or "")
+        if customer_id and billing_customer_link(project=project, user_id=user_id, stripe_customer_id=customer_id):
+            changes.append(f"customer {customer_id} linked to {user_id}")
+        if session.get("mode") != "payment" or session.get("payment_status") != "paid":
+            return CheckoutCompletion(changes, purchase=False)
+        changes += purchase_record(
+            project=project,
+            user_id=user_id,
+            price_id=local.stripe_price_id if local is not None else line_item_price_id,
+            amount=int(session.get("amount_total") or 0),
+            currency=str(session.get("currency") or ""),
+            paid_at=paid_at,
+            payment_intent_id=intent_id,
+            checkout_session_id=session["id"],
+        )
+    return CheckoutCompletion(changes, purchase=True)
+
+
+def checkout_session_expire(*, stripe_session_id: str) -> bool:
+    """Our row of an expired Stripe checkout session becomes `expired`; True when it changed."""
+    updated = (
+        CheckoutSession.objects.filter(stripe_session_id=stripe_session_id)
+        .exclude(status=CheckoutSession.Status.EXPIRED)
+        .update(status=CheckoutSession.Status.EXPIRED)
+    )
+    return updated > 0
+
+
+def _checkout_of_intent(project: Project, intent: dict[str, Any]) -> CheckoutSession | None:
+    """The checkout session a payment intent belongs to: by the `checkout_session` metadata we set on
+    it (payment_intent_data), else by the intent id learnt from checkout.session.completed."""
+    sessions = CheckoutSession.objects.filter(project=project).select_for_update()
+    metadata = intent.get("metadata")
+    local_id = str(metadata.get("checkout_session") or "") if isinstance(metadata, dict) else ""
+    if local_id.isdigit() and len(local_id) < 19:  # a bigint primary key
+        found = sessions.filter(pk=int(local_id)).first()
+        if found is not None:
+            return found
+    intent_id = _stripe_id(intent.get("id"))
+    return sessions.filter(stripe_payment_intent_id=intent_id).first() if intent_id else None
+
+
+def checkout_payment_failure_record(
+    *, project: Project, intent: dict[str, Any], failed_at: dt.datetime
+) -> tuple[list[str], str]:
+    """Records a failed payment attempt on its checkout session: (changes, note for the event's row).
+
+    The decline code (else the error code), the message and the time, unless a newer failure is
+    already recorded. It grants and revokes nothing: a failed attempt says nothing about money
+    already paid, and the session's status stays what Checkout says.
+    """
+    error = intent.get("last_payment_error")
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("decline_code") or error.get("code") or "unknown")[:255]
+    message = str(error.get("message") or "")[:2000]
+    changes: list[str] = []
+    with transaction.atomic(savepoint=False):  # nested in event processing
+        local = _checkout_of_intent(project, intent)
+        # An older failure delivered late must not overwrite a newer one.
+        if local is not None and (local.payment_failed_at is None or failed_at >= local.payment_failed_at):
+            fields = {
+                "last_payment_error_code": code,
+                "last_payment_error_message": message,
+                "payment_failed_at": failed_at,
+                "stripe_payment_intent_id": local.stripe_payment_intent_id or _stripe_id(intent.get("id")),
+            }
+            if any(getattr(local, name) != value for name, value in fields.items()):
+                CheckoutSession.objects.filter(pk=local.pk).update(**fields)
+                changes.append(f"checkout session {local.stripe_session_id or local.pk}: payment failed ({code})")
+    where = f"checkout session {local.stripe_session_id or local.pk}" if local is not None else "no checkout session"
+    note = f"payment failed: {code}" + (f" ({message})" if message else "") + f"; {where}"
+    return changes, note[:2000]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from django.db import IntegrityError, connection, transaction
 
@@ -67,6 +66,49 @@ def _subscription_row_locked(*, project: Project, user_id: str, subscription_id:
     return SubscriptionRecord.objects.select_for_update().get(stripe_subscription_id=subscription_id)
 
 
+SubscriptionFate = Literal["new", "apply", "stale", "tie"]
+
+
+def _fate(*, last_created: int, last_id: str, event_created: int, event_id: str) -> SubscriptionFate:
+    if last_id == "":
+        return "new"
+    if event_created < last_created:
+        return "stale"
+    if event_created == last_created and event_id != last_id:
+        # Same second, another event: `created` cannot order them, only Stripe's current object can.
+        return "tie"
+    return "apply"
+
+
+def subscription_event_decide(*, subscription_id: str, event_created: int, event_id: str) -> SubscriptionFate:
+    """What an event about a subscription calls for, read without a lock or a transaction.
+
+    "new": no event applied yet; "stale": a newer one was applied (skip it); "tie": one of the same
+    second with another id was applied, so the caller fetches Stripe's current object *before* its
+    transaction and applies that (current=True); "apply": apply the event's snapshot.
+
+    A plain read, so that the Stripe call a tie needs is made while no row is locked. The decision
+    can be overtaken before the caller locks the row; subscription_apply_snapshot checks it again
+    under the lock (see there).
+    """
+    last = (
+        SubscriptionRecord.objects.filter(stripe_subscription_id=subscription_id)
+        .values_list("last_event_created", "last_event_id")
+        .first()
+    )
+    if last is None:
+        return "new"
+    return _fate(last_created=last[0], last_id=last[1], event_created=event_created, event_id=event_id)
+
+
+class SubscriptionTie(Exception):
+    """Under the row lock, a same-second event turned out to be applied since the caller decided.
+
+    Only Stripe's current object can order the two: the caller rolls back, fetches it outside any
+    transaction, and applies it with current=True.
+    """
+
+
 def subscription_apply_snapshot(
     *,
     project: Project,
@@ -74,25 +116,30 @@ def subscription_apply_snapshot(
     data: Snapshot,
     event_created: int,
     event_id: str,
-    refetch: Callable[[], Snapshot] | None = None,
+    current: bool = False,
 ) -> tuple[list[str], str]:
     """Applies a subscription snapshot unless a newer one was already applied. (changes, note)
 
-    Two events about one subscription in the same second cannot be ordered by `created`; then
-    Stripe's current object (`refetch`) decides, so the stored state is never the older one.
+    Writes only; never calls Stripe (it runs inside the event's transaction, holding the row lock).
+    `current`: `data` is Stripe's current object, fetched by the caller after subscription_event_decide
+    said "tie" (or because the subscription was unknown); it wins a same-second tie. Without it, a
+    tie found under the lock raises SubscriptionTie, so the caller can fetch and try again.
     """
     with transaction.atomic(savepoint=False):  # nested in event processing; see projection.py
         record = _subscription_row_locked(project=project, user_id=user_id, subscription_id=data["id"])
-        fresh = record.last_event_id == ""
-        if not fresh and event_created < record.last_event_created:
+        # Decided again under the lock: another worker may have applied a newer event, or one of the
+        # same second, since the caller's unlocked read.
+        fate = _fate(
+            last_created=record.last_event_created,
+            last_id=record.last_event_id,
+            event_created=event_created,
+            event_id=event_id,
+        )
+        if fate == "stale":
             return [], f"stale: {record.last_event_id} (newer) is already applied"
-        if (
-            not fresh
-            and event_created == record.last_event_created
-            and event_id != record.last_event_id
-            and refetch is not None
-        ):
-            data = refetch()
+        if fate == "tie" and not current:
+            raise SubscriptionTie(f"{data['id']}: {record.last_event_id} is of the same second as {event_id}")
+        fresh = fate == "new"
         fields = _subscription_fields(data)
         was_past_due = not fresh and record.status == "past_due"
         if fields["status"] == "past_due":
@@ -232,6 +279,36 @@ def purchase_record(
             refunded = _purchase_refund(purchase, amount_refunded=seen[0], refunded_at=seen[1])
             if refunded is not None:
                 changes.append(f"{refunded} (the refund arrived first)")
+    return changes
+
+
+def _invoice_payment_intent(invoice: Snapshot) -> str:
+    """The payment intent that paid an invoice: in `payments` on the current API, at the top before."""
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        intent = (payment.get("payment") or {}).get("payment_intent")
+        if intent:
+            return _id(intent)
+    return _id(invoice.get("payment_intent"))
+
+
+def invoice_purchases_record(*, project: Project, user_id: str, invoice: Snapshot, paid_at: dt.datetime) -> list[str]:
+    """Records each priced line of a paid one-off invoice (one without a subscription) as a purchase."""
+    changes: list[str] = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        price = ((line.get("pricing") or {}).get("price_details") or {}).get("price") or line.get("price")
+        price_id = _id(price)
+        if not price_id:
+            continue
+        changes += purchase_record(
+            project=project,
+            user_id=user_id,
+            price_id=price_id,
+            amount=int(line.get("amount") or 0),
+            currency=str(invoice.get("currency") or ""),
+            paid_at=paid_at,
+            payment_intent_id=_invoice_payment_intent(invoice),
+            invoice_id=f"{invoice['id']}:{line.get('id') or price_id}",
+        )
     return changes
 
 

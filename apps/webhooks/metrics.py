@@ -28,6 +28,12 @@ processing_seconds = Histogram(
     "Time to process one ledger event (handler and ledger update).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+api_version_mismatches = Counter(
+    "billing_webhook_api_version_mismatch_total",
+    "Processing attempts refused because the event's api_version is not the pinned one, by api_version "
+    "(counted in the worker; billing_webhook_ledger_wrong_api_version is the scrape-time view).",
+    ["api_version"],
+)
 sweeper_requeued = Counter(
     "billing_webhook_sweeper_requeued_total",
     "Ledger rows the sweeper re-enqueued, by the status they were stuck in.",
@@ -49,6 +55,7 @@ class LedgerCollector(Collector):
         # Without describe() the registry would call collect() at registration, before migrations.
         yield GaugeMetricFamily("billing_webhook_ledger_events", "", labels=["status"])
         yield CounterMetricFamily("billing_payment_failures", "", labels=["project"])
+        yield GaugeMetricFamily("billing_webhook_ledger_wrong_api_version", "", labels=["api_version"])
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from django.db.models import Count
@@ -80,6 +87,27 @@ class LedgerCollector(Collector):
         for slug, count in per_project:
             failures.add_metric([slug], count)
         yield failures
+
+        # Events waiting for an operator: failed because they came in another API version than the
+        # pinned one (processing.api_version_mismatch). Zero once replayed or once the pin matches.
+        from django.conf import settings
+
+        wrong = GaugeMetricFamily(
+            "billing_webhook_ledger_wrong_api_version",
+            "Failed ledger events whose api_version is not the pinned one, by api_version.",
+            labels=["api_version"],
+        )
+        per_version = (
+            ProcessorEvent.objects.filter(status=ProcessorEvent.Status.FAILED)
+            .exclude(api_version="")
+            .exclude(api_version=settings.STRIPE_API_VERSION)
+            .values_list("api_version")
+            .annotate(n=Count("id"))
+            .values_list("api_version", "n")
+        )
+        for api_version, count in per_version:
+            wrong.add_metric([api_version], count)
+        yield wrong
 
 
 ledger_collector = LedgerCollector()

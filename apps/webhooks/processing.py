@@ -1,15 +1,24 @@
-"""Processing one ledger event: claim it, run its handler, record the result.
+"""Processing one ledger event: claim it, check its API version, run its handler, record the result.
 
-The handler's writes and the row's final status commit in one transaction, so an event is marked
-processed only once its effects are durable. A failure rolls those writes back, and the error is
-recorded on the row *outside* that transaction (dj-stripe's habit) so that it survives the rollback.
+The handler runs in steps (apps/webhooks/registry.py): its fetch step reads Stripe before any
+transaction is open, so a Stripe stall holds no row lock and no open transaction; then its apply
+step's writes and the row's final status commit in one transaction, so an event is marked processed
+only once its effects are durable. A failure rolls those writes back, and the error is recorded on
+the row *outside* that transaction (dj-stripe's habit) so that it survives the rollback.
+
+An event rendered in another API version than the one we pin (settings.STRIPE_API_VERSION) is not
+processed on a guess about its shape: it is marked failed with a clear error (and counted), and an
+operator's replay (force) processes it once the endpoint's version is fixed, as does any retry once
+the pinned version matches.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -20,13 +29,17 @@ from django.utils import timezone
 
 from apps.webhooks import metrics, registry
 from apps.webhooks.models import CREATED_STAMPED_NOTE, ProcessorEvent
-from apps.webhooks.registry import Outcome, StripeEvent
+from apps.webhooks.registry import FetchAgain, Outcome, StripeEvent
 from apps.webhooks.routing import route_event
 
 log = structlog.get_logger("billing.webhooks")
 
 Status = ProcessorEvent.Status
 MAX_ERROR_CHARS = 8000
+# How many times an event is fetched again when its apply step finds that what the fetch read has
+# changed meanwhile (FetchAgain). Each round needs another worker to apply a same-second event
+# in between, so a second round is already rare; past the bound the event fails and is retried.
+MAX_FETCHES = 3
 
 
 def processing_stuck_after() -> timedelta:
@@ -55,11 +68,39 @@ def stripe_event_of(row: ProcessorEvent) -> StripeEvent:
     )
 
 
-def _run_handler(row: ProcessorEvent) -> Outcome:
-    handler = registry.handler_for(row.type)
-    if handler is None:
-        return Outcome("ignored", note=f"no handler for {row.type}")
-    return handler(stripe_event_of(row))
+def _fetched(row: ProcessorEvent, *, dry_run: bool = False) -> Callable[[], Outcome]:
+    """Runs the handler's fetch (and mirror) steps, outside any transaction; returns its apply step.
+
+    Never called inside a transaction of ours: this is where Stripe is read.
+    """
+    registered = registry.handler_for(row.type)
+    if registered is None:
+        return lambda: Outcome("ignored", note=f"no handler for {row.type}")
+    event = stripe_event_of(row)
+    if not isinstance(registered, registry.Steps):
+        return partial(registered, event)
+    fetched = registered.fetch(event)
+    if registered.mirror is not None and not dry_run:
+        registered.mirror(event, fetched)
+    return partial(registered.apply, event, fetched)
+
+
+class ApiVersionMismatch(Exception):
+    """The event was rendered in another API version than ours; the message is the row's last_error."""
+
+
+def api_version_mismatch(row: ProcessorEvent) -> str | None:
+    """Why the event must not be processed as it is: rendered in another API version than ours.
+
+    Events without a version (hand-made test events) are processed as they come.
+    """
+    pinned = settings.STRIPE_API_VERSION
+    if not row.api_version or row.api_version == pinned:
+        return None
+    return (
+        f"event api_version {row.api_version} is not the pinned {pinned}; "
+        "fix the endpoint's version in Stripe, then replay"
+    )
 
 
 def _route_unrouted(row: ProcessorEvent) -> None:
@@ -80,9 +121,11 @@ def _route_unrouted(row: ProcessorEvent) -> None:
 
 
 def _note(row: ProcessorEvent, outcome: Outcome) -> str:
-    if row.created_stamped:
-        return "; ".join(filter(None, [CREATED_STAMPED_NOTE, outcome.note]))
-    return outcome.note
+    notes = [CREATED_STAMPED_NOTE if row.created_stamped else ""]
+    if api_version_mismatch(row) is not None:
+        # Only a replay gets here (force): say that the payload was read as if it were ours.
+        notes.append(f"api_version {row.api_version} (pinned {settings.STRIPE_API_VERSION}): processed by a replay")
+    return "; ".join(filter(None, [*notes, outcome.note]))
 
 
 def _claim(ledger_id: int, *, force: bool, now: datetime) -> bool:
@@ -112,23 +155,18 @@ def event_process(*, ledger_id: int, force: bool = False, dry_run: bool = False)
     row = ProcessorEvent.objects.get(pk=ledger_id)
     try:
         _route_unrouted(row)
-        with transaction.atomic():
-            outcome = _run_handler(row)
-            # Only while our claim still stands: if the sweeper or a replay took the row over, our
-            # writes roll back and theirs count (handlers are idempotent, but once is cleaner).
-            finished = ProcessorEvent.objects.filter(pk=ledger_id, status=Status.PROCESSING, claimed_at=now).update(
-                status=outcome.status,
-                processed_at=timezone.now(),
-                # The handler's routing wins; an event it leaves unrouted keeps the receipt's.
-                project_id=outcome.project_id if outcome.project_id is not None else row.project_id,
-                note=_note(row, outcome),
-                changes=list(outcome.changes),
-                last_error="",
-            )
-            if finished != 1:
-                raise ClaimLost(ledger_id)
+        mismatch = api_version_mismatch(row)
+        if mismatch is not None and not force:
+            raise ApiVersionMismatch(mismatch)
+        outcome = _fetch_and_apply(row, claimed_at=now)
     except ClaimLost:
         log.warning("webhook_claim_lost", ledger_id=ledger_id, event_id=row.stripe_event_id)
+        return None
+    except ApiVersionMismatch as exc:
+        # Not raised on: a retry cannot fix it, only the endpoint's version (then a replay) or a
+        # deploy that pins this version (then the sweeper's retry) can.
+        _record_failure(row, claimed_at=now, error=str(exc))
+        metrics.api_version_mismatches.labels(api_version=row.api_version).inc()
         return None
     except Exception:
         _record_failure(row, claimed_at=now, error=traceback.format_exc())
@@ -146,6 +184,37 @@ def event_process(*, ledger_id: int, force: bool = False, dry_run: bool = False)
     return outcome
 
 
+def _fetch_and_apply(row: ProcessorEvent, *, claimed_at: datetime) -> Outcome:
+    for attempt in range(1, MAX_FETCHES + 1):
+        # Before the transaction: the handler's Stripe reads (and dj-stripe's mirror).
+        apply = _fetched(row)
+        try:
+            with transaction.atomic():
+                outcome = apply()
+                # Only while our claim still stands: if the sweeper or a replay took the row over,
+                # our writes roll back and theirs count (handlers are idempotent, but once is cleaner).
+                finished = ProcessorEvent.objects.filter(
+                    pk=row.pk, status=Status.PROCESSING, claimed_at=claimed_at
+                ).update(
+                    status=outcome.status,
+                    processed_at=timezone.now(),
+                    # The handler's routing wins; an event it leaves unrouted keeps the receipt's.
+                    project_id=outcome.project_id if outcome.project_id is not None else row.project_id,
+                    note=_note(row, outcome),
+                    changes=list(outcome.changes),
+                    last_error="",
+                )
+                if finished != 1:
+                    raise ClaimLost(row.pk)
+        except FetchAgain as exc:
+            log.info("webhook_fetch_again", event_id=row.stripe_event_id, attempt=attempt, reason=str(exc))
+            if attempt == MAX_FETCHES:
+                raise
+            continue
+        return outcome
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 def _record_failure(row: ProcessorEvent, *, claimed_at: datetime, error: str) -> None:
     # Outside the rolled-back transaction, so the traceback survives. The tail holds the cause.
     ProcessorEvent.objects.filter(pk=row.pk, claimed_at=claimed_at).update(
@@ -157,9 +226,11 @@ def _record_failure(row: ProcessorEvent, *, claimed_at: datetime, error: str) ->
 
 def _dry_run(ledger_id: int) -> Outcome:
     row = ProcessorEvent.objects.get(pk=ledger_id)
+    # The Stripe reads first, outside the transaction; the mirror is skipped, since it would stay.
+    apply = _fetched(row, dry_run=True)
     with transaction.atomic():
         try:
-            return _run_handler(row)
+            return apply()
         finally:
             # Whatever the handler wrote (or half-wrote before raising) is undone.
             transaction.set_rollback(True)

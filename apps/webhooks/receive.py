@@ -203,6 +203,8 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     metrics.webhook_ack_seconds.observe(time.perf_counter() - started)
     if event.get("api_version") and event["api_version"] != settings.STRIPE_API_VERSION:
         # Zulip checks the version: a payload shaped by another version may not parse as we expect.
+        # Stored and answered 200 all the same (Stripe would only redeliver the same payload); the
+        # processing marks it failed instead of guessing (processing.api_version_mismatch).
         log.warning("webhook_api_version_mismatch", event_id=event_id, api_version=event["api_version"])
     log.info(
         "webhook_received",

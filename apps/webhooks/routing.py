@@ -13,11 +13,14 @@ rather than raising.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apps.catalog.models import CatalogProduct
-from apps.checkout.models import BillingCustomer
-from apps.projects.models import Project
+from apps.catalog.selectors import catalog_product_owner
+from apps.checkout.selectors import customer_by_stripe_id
+from apps.projects.selectors import project_get_by_slug
+
+if TYPE_CHECKING:  # a type only: the lookups are the owning apps' selectors
+    from apps.projects.models import Project
 
 MAX_USER_ID = 255  # the width of every user_id column
 
@@ -54,12 +57,12 @@ def route_object(obj: dict[str, Any]) -> Route | None:
     slug = _text(metadata.get("project"))
     user_id = _text(metadata.get("user_id")) or _text(obj.get("client_reference_id"))
     if slug and user_id and len(user_id) <= MAX_USER_ID:
-        project = Project.objects.filter(slug=slug).first()
+        project = project_get_by_slug(slug=slug)
         if project is not None:
             return Route(project, user_id)
     customer_id = _customer_id(obj)
     if customer_id:
-        customer = BillingCustomer.objects.select_related("project").filter(stripe_customer_id=customer_id).first()
+        customer = customer_by_stripe_id(stripe_customer_id=customer_id)
         if customer is not None:
             return Route(customer.project, customer.user_id)
     return None
@@ -68,7 +71,7 @@ def route_object(obj: dict[str, Any]) -> Route | None:
 def project_of(obj: dict[str, Any]) -> Project | None:
     """For catalog objects, which have a project but no user."""
     slug = _text(_metadata(obj).get("project"))
-    return Project.objects.filter(slug=slug).first() if slug else None
+    return project_get_by_slug(slug=slug) if slug else None
 
 
 def route_event(event_type: str, obj: dict[str, Any]) -> Route | None:
@@ -78,11 +81,7 @@ def route_event(event_type: str, obj: dict[str, Any]) -> Route | None:
     """
     if event_type.startswith(("product.", "price.")):
         product_id = _text(obj.get("id")) if event_type.startswith("product.") else _text(obj.get("product"))
-        linked = (
-            CatalogProduct.objects.select_related("project").filter(stripe_product_id=product_id).first()
-            if product_id
-            else None
-        )
-        project = linked.project if linked is not None else project_of(obj)
+        linked = catalog_product_owner(stripe_product_id=product_id) if product_id else None
+        project = linked if linked is not None else project_of(obj)
         return Route(project, "") if project is not None else None
     return route_object(obj)

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
-from apps.projects.models import Project
+from apps.projects.selectors import project_get_by_slug
 from apps.webhooks.replays import MAX_EVENTS, ReplayResult, ReplayTooLarge, replay_run
 
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError("give at least one of --ids, --since, --until or --type")
         project_id = None
         if options["project"]:
-            project = Project.objects.filter(slug=options["project"]).first()
+            project = project_get_by_slug(slug=options["project"])
             if project is None:
                 raise CommandError(f"no project with slug {options['project']!r}")
             project_id = project.pk
