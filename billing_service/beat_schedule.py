@@ -4,6 +4,8 @@
 `make run` and in the container entrypoint). After that the admin owns them: an operator may change
 an interval or disable a task, and a later install leaves those edits alone unless --reset is given.
 Issues that add periodic work (session sweeps, ledger sweeps, reconciliation) add entries here.
+Every entry can also be run by hand with a management command: sweep_ledger, purge_idempotency,
+sweep_stale_runs (the heartbeat has none: it proves that beat and a worker are alive).
 """
 
 from __future__ import annotations
@@ -42,5 +44,14 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         task="webhooks.sweep_ledger",
         description="Re-enqueues Stripe events stuck in the ledger (lost message, killed worker, failed retries).",
         every_seconds=60,
+    ),
+    ScheduledTask(
+        name="sweep-stale-runs",
+        task="common.sweep_stale_runs",
+        description=(
+            "Marks replay and catalog sync runs still running after RUN_STALE_AFTER_SECONDS failed "
+            "(their worker died, or none picked them up)."
+        ),
+        every_seconds=300,
     ),
 )

@@ -17,3 +17,10 @@ def purge_idempotency_records() -> int:
     from apps.common.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+@shared_task(name="common.sweep_stale_runs")
+def sweep_stale_runs() -> dict[str, int]:
+    from apps.common.runs import stale_runs_sweep
+
+    return stale_runs_sweep()

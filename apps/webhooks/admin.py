@@ -111,6 +111,7 @@ class ReplayRunAdmin(ReadOnlyAdmin[ReplayRun]):
         "reason",
         "dry_run",
         "status",
+        "error",
         "created_at",
         "finished_at",
         "params_pretty",

@@ -1,34 +1,44 @@
-"""POST /api/v1/billing/replays and GET /api/v1/billing/replays/{replay_id} (scope ops)."""
+"""POST /api/v1/billing/replays and GET /api/v1/billing/replays/{replay_id} (scope ops).
+
+A replay is long work: the POST creates the run, a worker does it, and the answer is a 202 with the
+run and its URL (also in `Location`), which the caller polls until `status` is final.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.common.api import client_of, validated_input
 from apps.common.idempotency import idempotent
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_of, validated_input
+from apps.projects.permissions import CLIENT_PERMISSIONS
 from apps.webhooks.models import ReplayRun
-from apps.webhooks.replays import MAX_EVENTS, ReplayTooLarge, replay_run
+from apps.webhooks.replays import MAX_EVENTS, ReplayTooLarge, replay_request
+from apps.webhooks.selectors import replay_run_get
 
 _ERRORS = {
     401: OpenApiResponse(description="Missing, unknown, revoked or inactive API key."),
     403: OpenApiResponse(description="The key lacks the `ops` scope."),
 }
 
+_PARAMS_EXAMPLE = {"event_ids": ["evt_1PgafmB7WZ01zgkW"], "since": None, "until": None, "types": []}
+
 _RUN_EXAMPLE = {
     "id": 12,
+    "url": "/api/v1/billing/replays/12",
     "project_id": 1,
     "requested_by": "app:ops-console (key a1b2c3d4)",
     "reason": "handler fix deployed",
     "dry_run": True,
     "status": "succeeded",
-    "params": {"event_ids": ["evt_1PgafmB7WZ01zgkW"], "since": None, "until": None, "types": []},
+    "params": _PARAMS_EXAMPLE,
     "counts": {"selected": 1, "processed": 1, "ignored": 0, "failed": 0, "skipped": 0},
     "results": [
         {
@@ -40,23 +50,56 @@ _RUN_EXAMPLE = {
             "error": "",
         }
     ],
+    "error": "",
     "created_at": "2026-11-23T10:00:00Z",
     "finished_at": "2026-11-23T10:00:01Z",
 }
 
+_ACCEPTED_EXAMPLE = {
+    **_RUN_EXAMPLE,
+    "status": "running",
+    "counts": {"selected": 1},
+    "results": [],
+    "finished_at": None,
+}
+
+_ABANDONED_EXAMPLE = {
+    **_ACCEPTED_EXAMPLE,
+    "status": "failed",
+    "error": (
+        "Abandoned: still running after 900 s (RUN_STALE_AFTER_SECONDS), so its worker died or no worker picked "
+        "it up; marked failed by the stale-run sweep. Start a new run."
+    ),
+    "finished_at": "2026-11-23T10:15:00Z",
+}
+
+
+def replay_url(run: ReplayRun) -> str:
+    return reverse("replay-detail", kwargs={"replay_id": run.pk})
+
 
 class ReplayRunOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
+    url = serializers.SerializerMethodField(help_text="Where to poll this run (GET).")
     project_id = serializers.IntegerField(allow_null=True)
     requested_by = serializers.CharField()
     reason = serializers.CharField()
     dry_run = serializers.BooleanField()
-    status = serializers.ChoiceField(choices=ReplayRun.Status.choices)
+    status = serializers.ChoiceField(
+        choices=ReplayRun.Status.choices, help_text="`running` until a worker finished it; then final."
+    )
     params = serializers.DictField()
-    counts = serializers.DictField(child=serializers.IntegerField())
-    results = serializers.ListField(child=serializers.DictField())
+    counts = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="`selected` from the start; `processed`, `ignored`, `failed`, `skipped` once finished.",
+    )
+    results = serializers.ListField(child=serializers.DictField(), help_text="Per event, once finished.")
+    error = serializers.CharField(help_text="Why the run failed as a whole (empty otherwise).")
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, run: ReplayRun) -> str:
+        return replay_url(run)
 
 
 class ReplayCreateApi(APIView):
@@ -84,16 +127,21 @@ class ReplayCreateApi(APIView):
 
     @extend_schema(
         operation_id="replay_create",
-        summary="Replay stored Stripe events through their handlers",
+        summary="Replay stored Stripe events through their handlers (answers 202; poll the run)",
         description=(
-            "Runs the project's ledger events (by id, or by `created` window and types) through their handlers "
-            f"again, oldest first, and answers when done. At most {MAX_EVENTS} events per run. Only events "
-            "already routed to your project are eligible. `dry_run` reports what would change and changes "
-            "nothing. Every run is audited."
+            "Starts a run that replays the project's ledger events (by id, or by `created` window and types) "
+            "through their handlers, oldest first, in a worker. Answers 202 at once with the run "
+            "(`status: running`, `counts.selected`) and its URL, also in the `Location` header: GET it until "
+            f"`status` is `succeeded` or `failed`. At most {MAX_EVENTS} events per run; more is a 400. Only "
+            "events already routed to your project are eligible. `dry_run` reports what would change and "
+            "changes nothing. Every run is audited."
         ),
         request=InputSerializer,
         responses={
-            201: ReplayRunOutputSerializer,
+            202: OpenApiResponse(
+                response=ReplayRunOutputSerializer,
+                description="The run was created and handed to a worker. `Location` is its URL.",
+            ),
             400: OpenApiResponse(description="No selector, a bad field, or too many matching events."),
             409: OpenApiResponse(description="The Idempotency-Key was used with a different body, or is in flight."),
             **_ERRORS,
@@ -113,7 +161,7 @@ class ReplayCreateApi(APIView):
                     "types": ["customer.subscription.updated"],
                 },
             ),
-            OpenApiExample("Finished", response_only=True, status_codes=["201"], value=_RUN_EXAMPLE),
+            OpenApiExample("Accepted", response_only=True, status_codes=["202"], value=_ACCEPTED_EXAMPLE),
         ],
     )
     @idempotent
@@ -121,7 +169,7 @@ class ReplayCreateApi(APIView):
         values = validated_input(request, self.InputSerializer)
         client = client_of(request)
         try:
-            run = replay_run(
+            run = replay_request(
                 project_id=client.project_id,
                 requested_by=f"app:{client.app_name} (key {client.key_prefix})",
                 event_ids=values.get("event_ids"),
@@ -133,7 +181,9 @@ class ReplayCreateApi(APIView):
             )
         except ReplayTooLarge as exc:
             raise exceptions.ValidationError({"detail": str(exc)}) from exc
-        return Response(ReplayRunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ReplayRunOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED, headers={"Location": replay_url(run)}
+        )
 
 
 class ReplayDetailApi(APIView):
@@ -142,12 +192,20 @@ class ReplayDetailApi(APIView):
 
     @extend_schema(
         operation_id="replay_detail",
-        summary="A replay run with its per-event results",
+        summary="A replay run with its per-event results (poll until its status is final)",
+        description=(
+            "`running` while a worker replays it; then `succeeded`, or `failed` when an event failed (see "
+            "`results`) or the run itself did (`error`: it crashed, or the stale-run sweep found its worker gone)."
+        ),
         responses={200: ReplayRunOutputSerializer, 404: OpenApiResponse(description="No such run here."), **_ERRORS},
-        examples=[OpenApiExample("A finished dry run", value=_RUN_EXAMPLE)],
+        examples=[
+            OpenApiExample("A finished dry run", value=_RUN_EXAMPLE),
+            OpenApiExample("Still running", value=_ACCEPTED_EXAMPLE),
+            OpenApiExample("Abandoned by its worker", value=_ABANDONED_EXAMPLE),
+        ],
     )
     def get(self, request: Request, replay_id: int) -> Response:
-        run = ReplayRun.objects.filter(pk=replay_id, project_id=client_of(request).project_id).first()
+        run = replay_run_get(project_id=client_of(request).project_id, replay_id=replay_id)
         if run is None:
             raise Http404
         return Response(ReplayRunOutputSerializer(run).data)

@@ -85,11 +85,17 @@ class ReplayRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     counts = models.JSONField(default=dict)
     results = models.JSONField(default=list)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Why a run failed as a whole (its task raised, or the stale-run sweep found it abandoned);
+    # a failed event is reported in `results` instead.
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)  # also when it started: the sweep's clock
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "created_at"], name="replayrun_project_created")]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="replayrun_project_created"),
+            models.Index(fields=["status", "created_at"], name="replayrun_status_created"),
+        ]
 
     def __str__(self) -> str:
         return f"replay #{self.pk} ({'dry run, ' if self.dry_run else ''}{self.status})"

@@ -29,3 +29,17 @@ def sweep_ledger() -> dict[str, int]:
     from apps.webhooks.sweeper import ledger_sweep
 
     return ledger_sweep()
+
+
+@shared_task(
+    name="webhooks.replay_run",
+    # Acknowledged on receipt and never retried: a replay is not restarted behind its caller's back.
+    # A worker killed mid-run leaves the run `running`, which the stale-run sweep marks failed;
+    # an exception marks it failed at once (replay_execute).
+    acks_late=False,
+    reject_on_worker_lost=False,
+)
+def replay_run_task(replay_id: int) -> str:
+    from apps.webhooks.replays import replay_execute
+
+    return str(replay_execute(replay_id=replay_id).status)

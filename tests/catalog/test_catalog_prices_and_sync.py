@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import stripe
 from django.core.management import call_command
 from djstripe.models import Price
 
 from apps.catalog.demo import demo_catalog_seed
-from apps.catalog.models import CatalogProduct, PriceFeature
+from apps.catalog.models import CatalogProduct, CatalogSyncRun, PriceFeature
 from stripe_sandbox.testing import SandboxProcess
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, committed, make_tenant
+from tests.factories import CatalogProductFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 
@@ -130,16 +133,55 @@ def test_the_sync_endpoint_pulls_only_the_callers_project(
         params={"product": ours.id, "unit_amount": 900, "currency": "eur", "recurring": {"interval": "month"}}
     )
     stripe_client.v1.products.create(params={"name": "Bob's", "metadata": {"project": "bravo"}})
-    response = alice.client().post("/api/v1/catalog/sync")
-    assert response.status_code == 200
-    assert response.json() == {"products": 1, "prices": 1}
+    with committed():  # the sync task is enqueued on commit (and runs eagerly in tests)
+        response = alice.client().post("/api/v1/catalog/sync")
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["status"] == "running" and accepted["counts"] == {} and accepted["finished_at"] is None
+    assert accepted["project_id"] == alice.project.pk
+    assert accepted["url"] == f"/api/v1/catalog/sync/{accepted['id']}" == response["Location"]
+    polled = alice.client().get(accepted["url"])
+    assert polled.status_code == 200
+    run = polled.json()
+    assert run["status"] == "succeeded"
+    # Bob's product is another project's: skipped, as products of no known project are.
+    assert run["counts"] == {"products": 1, "prices": 1, "skipped": 1}
+    assert run["error"] == "" and run["finished_at"] is not None
     assert not CatalogProduct.objects.filter(project=bob.project).exists()
+    # Another project's run is a 404; polling needs catalog:write.
+    assert bob.client().get(accepted["url"]).status_code == 404
+    reader = make_tenant("reader", scopes=["entitlements:read"])
+    assert reader.client().get(accepted["url"]).status_code == 403
+    assert reader.client().post("/api/v1/catalog/sync").status_code == 403
+
+
+def test_a_sync_that_fails_at_stripe_is_a_failed_run_with_its_error(
+    alice: Tenant, stripe_sandbox: SandboxProcess, settings: Any
+) -> None:
+    settings.STRIPE_API_HOST = "http://127.0.0.1:9"  # nothing listens there: Stripe unreachable
+    settings.STRIPE_RETRY_BUDGET_SECONDS = 0.1
+    with committed():  # the eager task raises inside a robust on_commit: logged, not raised here
+        response = alice.client().post("/api/v1/catalog/sync")
+    assert response.status_code == 202  # the request itself never talks to Stripe
+    run = CatalogSyncRun.objects.get(pk=response.json()["id"])
+    assert run.status == "failed"
+    assert run.error.startswith("StripeUnavailable")
+    assert run.finished_at is not None
+    assert alice.client().get(response["Location"]).json()["error"] == run.error
+
+
+def test_the_command_records_a_run(alice: Tenant, stripe_sandbox: SandboxProcess, capsys: Any) -> None:
+    call_command("sync_catalog", project="alpha")
+    run = CatalogSyncRun.objects.get()
+    assert run.status == "succeeded" and run.project == alice.project
+    assert run.requested_by.startswith("cli:")
+    assert f"catalog sync #{run.pk}:" in capsys.readouterr().out
 
 
 def test_a_product_assigned_in_the_admin_stays_with_its_project(
     alice: Tenant, bob: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
 ) -> None:
     untagged = stripe_client.v1.products.create(params={"name": "Legacy"})
-    CatalogProduct.objects.create(project=bob.project, slug="legacy", name="Legacy", stripe_product_id=untagged.id)
+    CatalogProductFactory.create(project=bob.project, slug="legacy", name="Legacy", stripe_product_id=untagged.id)
     call_command("sync_catalog", project="bravo")
     assert CatalogProduct.objects.get(stripe_product_id=untagged.id).project == bob.project

@@ -9,11 +9,12 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from apps.entitlements.models import AuditLog
+from apps.common.models import AuditLog
 from apps.webhooks import registry
 from apps.webhooks.models import ProcessorEvent, ReplayRun
 from apps.webhooks.registry import Outcome, StripeEvent
 from apps.webhooks.replays import replay_run
+from apps.webhooks.tasks import replay_run_task
 from tests.conftest import Tenant, committed, make_tenant
 from tests.webhooks.conftest import deliver, effects, idempotent_effect, make_event
 
@@ -99,18 +100,89 @@ def test_every_replay_is_audited(client: Client, effect_handler: Any, alice: Ten
     assert audits[0].after == run.counts
 
 
-def test_the_api_replays_the_projects_events(client: Client, effect_handler: Any, alice: Tenant) -> None:
+def test_the_api_answers_202_with_the_run_and_a_worker_finishes_it(
+    client: Client, effect_handler: Any, alice: Tenant
+) -> None:
     _applied(client, alice, ("evt_1", 1_700_000_100))
-    response = alice.client().post(REPLAYS, {"event_ids": ["evt_1"], "dry_run": True}, format="json")
-    assert response.status_code == 201, response.content
+    with committed():  # the task is enqueued on commit (and runs eagerly in tests)
+        response = alice.client().post(REPLAYS, {"event_ids": ["evt_1"], "dry_run": True}, format="json")
+    assert response.status_code == 202, response.content
     body = response.json()
-    assert body["dry_run"] is True and body["status"] == "succeeded"
-    assert body["counts"]["selected"] == 1
+    # The answer does not wait for the work: the run as it was created.
+    assert body["status"] == "running"
+    assert body["counts"] == {"selected": 1}
+    assert body["results"] == [] and body["finished_at"] is None and body["error"] == ""
+    assert body["dry_run"] is True
     assert body["project_id"] == alice.project.pk
     assert body["requested_by"].startswith("app:")
-    detail = alice.client().get(f"{REPLAYS}/{body['id']}")
+    assert body["url"] == f"{REPLAYS}/{body['id']}"
+    assert response["Location"] == body["url"]
+    # Polling its URL shows what the worker did.
+    detail = alice.client().get(body["url"])
     assert detail.status_code == 200
-    assert detail.json() == body
+    done = detail.json()
+    assert done["status"] == "succeeded"
+    assert done["counts"] == {"selected": 1, "processed": 1, "ignored": 0, "failed": 0, "skipped": 0}
+    assert [r["event_id"] for r in done["results"]] == ["evt_1"]
+    assert done["finished_at"] is not None
+    assert {k: v for k, v in done.items() if k not in ("status", "counts", "results", "finished_at")} == {
+        k: v for k, v in body.items() if k not in ("status", "counts", "results", "finished_at")
+    }
+    assert effects() == 1  # a dry run changed nothing
+
+
+def test_a_real_replay_through_the_api_runs_in_the_worker(client: Client, effect_handler: Any, alice: Tenant) -> None:
+    _applied(client, alice, ("evt_1", 1_700_000_100))
+    with committed():
+        response = alice.client().post(REPLAYS, {"since": "2023-01-01T00:00:00Z"}, format="json")
+    assert response.status_code == 202
+    run = ReplayRun.objects.get(pk=response.json()["id"])
+    assert run.status == "succeeded" and run.dry_run is False
+    assert run.counts["processed"] == 1
+    assert effects("evt_1") == 1  # applied once: replaying it changed nothing
+
+
+def test_the_run_is_not_started_before_the_request_commits(client: Client, effect_handler: Any, alice: Tenant) -> None:
+    _applied(client, alice, ("evt_1", 1_700_000_100))
+    response = alice.client().post(REPLAYS, {"event_ids": ["evt_1"]}, format="json")  # never committed
+    assert response.status_code == 202
+    assert alice.client().get(response["Location"]).json()["status"] == "running"
+
+
+def test_a_selection_over_the_cap_is_a_400_and_no_run(
+    client: Client, effect_handler: Any, alice: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _applied(client, alice, ("evt_1", 1_700_000_100), ("evt_2", 1_700_000_200))
+    monkeypatch.setattr("apps.webhooks.replays.MAX_EVENTS", 1)
+    response = alice.client().post(REPLAYS, {"since": "2023-01-01T00:00:00Z"}, format="json")
+    assert response.status_code == 400
+    assert "More than 1 events match" in response.json()["detail"]
+    assert ReplayRun.objects.count() == 0
+
+
+def test_a_run_whose_task_raises_is_marked_failed(
+    client: Client, effect_handler: Any, alice: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _applied(client, alice, ("evt_1", 1_700_000_100))
+
+    def crash(**kwargs: Any) -> None:
+        raise RuntimeError("audit store down")
+
+    monkeypatch.setattr("apps.webhooks.replays.audit_record", crash)
+    with committed():  # the eager task raises inside a robust on_commit: logged, not raised here
+        response = alice.client().post(REPLAYS, {"event_ids": ["evt_1"]}, format="json")
+    assert response.status_code == 202
+    run = alice.client().get(response["Location"]).json()
+    assert run["status"] == "failed"
+    assert run["error"] == "RuntimeError: audit store down"
+    assert run["finished_at"] is not None
+
+
+def test_a_finished_run_is_not_run_again(client: Client, effect_handler: Any, alice: Tenant) -> None:
+    _applied(client, alice, ("evt_1", 1_700_000_100))
+    run = replay_run(project_id=alice.project.pk, event_ids=["evt_1"], requested_by="ops")
+    assert replay_run_task.delay(run.pk).get() == "succeeded"
+    assert AuditLog.objects.filter(target=f"replay #{run.pk}").count() == 1
 
 
 def test_the_api_needs_the_ops_scope(db: None) -> None:
@@ -131,11 +203,17 @@ def test_bob_cannot_read_alices_run_nor_replay_her_events(
     client: Client, effect_handler: Any, alice: Tenant, bob: Tenant
 ) -> None:
     _applied(client, alice, ("evt_alice", 1_700_000_100))
-    run = alice.client().post(REPLAYS, {"event_ids": ["evt_alice"]}, format="json").json()
+    with committed():
+        run = alice.client().post(REPLAYS, {"event_ids": ["evt_alice"]}, format="json").json()
     assert bob.client().get(f"{REPLAYS}/{run['id']}").status_code == 404
-    bobs = bob.client().post(REPLAYS, {"event_ids": ["evt_alice"]}, format="json").json()
+    with committed():
+        bobs = bob.client().post(REPLAYS, {"event_ids": ["evt_alice"]}, format="json").json()
     assert bobs["counts"]["selected"] == 0
-    assert bobs["results"] == []
+    finished = bob.client().get(bobs["url"]).json()
+    assert finished["status"] == "succeeded"
+    assert finished["counts"]["selected"] == 0
+    assert finished["results"] == []
+    assert effects("evt_alice") == 1  # only alice's own delivery
 
 
 def test_the_api_post_is_idempotent(client: Client, effect_handler: Any, alice: Tenant) -> None:
@@ -143,6 +221,7 @@ def test_the_api_post_is_idempotent(client: Client, effect_handler: Any, alice: 
     api = alice.client()
     first = api.post(REPLAYS, {"event_ids": ["evt_1"]}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
     second = api.post(REPLAYS, {"event_ids": ["evt_1"]}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
     assert ReplayRun.objects.count() == 1
 

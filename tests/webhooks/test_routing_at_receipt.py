@@ -8,13 +8,13 @@ import pytest
 from django.db import OperationalError
 from django.test import Client
 
-from apps.checkout.models import BillingCustomer
 from apps.entitlements.models import RevenueEntry
 from apps.webhooks import receive, registry
 from apps.webhooks.models import ProcessorEvent
 from apps.webhooks.processing import event_process
 from apps.webhooks.registry import Outcome, StripeEvent
-from tests.conftest import Tenant
+from tests.conftest import Tenant, committed
+from tests.factories import BillingCustomerFactory
 from tests.webhooks.conftest import deliver, make_event
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def test_an_event_is_routed_by_its_metadata_before_it_is_processed(client: Clien
 
 
 def test_an_event_is_routed_by_its_customer(client: Client, alice: Tenant) -> None:
-    BillingCustomer.objects.create(project=alice.project, user_id="u_cus", stripe_customer_id="cus_r")
+    BillingCustomerFactory.create(project=alice.project, user_id="u_cus", stripe_customer_id="cus_r")
     charge = {"id": "ch_r", "object": "charge", "customer": "cus_r", "amount_refunded": 0}
     assert deliver(client, make_event("evt_cus", "charge.refunded", obj=charge)).status_code == 200
     row = ProcessorEvent.objects.get()
@@ -94,16 +94,20 @@ def test_a_failed_event_keeps_its_project_and_its_tenants_ops_key_replays_it(
     assert (row.status, row.project_id, row.user_id) == ("failed", alice.project.pk, "u_meta")
 
     # Another tenant's ops key neither selects it nor learns of it.
-    bobs = bob.client().post(REPLAYS, {"event_ids": ["evt_fails"]}, format="json")
-    assert bobs.status_code == 201
-    assert bobs.json()["counts"]["selected"] == 0 and bobs.json()["results"] == []
+    with committed():  # the replay's task is enqueued on commit (and runs eagerly in tests)
+        bobs = bob.client().post(REPLAYS, {"event_ids": ["evt_fails"]}, format="json")
+    assert bobs.status_code == 202
+    bobs_run = bob.client().get(bobs["Location"]).json()
+    assert bobs_run["counts"]["selected"] == 0 and bobs_run["results"] == []
     row.refresh_from_db()
     assert row.status == "failed"
 
     broken = False  # the fix is deployed
-    response = alice.client().post(REPLAYS, {"event_ids": ["evt_fails"]}, format="json")
-    assert response.status_code == 201, response.content
-    body = response.json()
+    with committed():
+        response = alice.client().post(REPLAYS, {"event_ids": ["evt_fails"]}, format="json")
+    assert response.status_code == 202, response.content
+    body = alice.client().get(response["Location"]).json()
+    assert body["status"] == "succeeded"
     assert body["counts"]["selected"] == 1 and body["counts"]["processed"] == 1
     assert body["results"][0]["changes"] == ["applied"]
     row.refresh_from_db()

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -93,3 +95,16 @@ def test_requeues_are_counted(client: Client, effect_handler: Any) -> None:
     ProcessorEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - timedelta(minutes=3))
     ledger_sweep()
     assert REGISTRY.get_sample_value("billing_webhook_sweeper_requeued_total", {"status": "received"}) == before + 1
+
+
+def test_the_sweep_can_be_run_by_hand_and_prints_a_summary(client: Client, effect_handler: Any) -> None:
+    row = _stored(client, "evt_by_hand")
+    ProcessorEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - timedelta(minutes=3))
+    out = StringIO()
+    call_command("sweep_ledger", stdout=out)
+    text = out.getvalue()
+    assert "received: 1 re-enqueued" in text
+    assert "ledger sweep: 1 events re-enqueued" in text
+    row.refresh_from_db()
+    assert row.status == "processed"
+    assert effects("evt_by_hand") == 1

@@ -1,10 +1,12 @@
 from apps.catalog.models.configuration import AddOn, CustomField, Option, OptionGroup, SubscriptionPlan
 from apps.catalog.models.products import FEATURE_CODE_PATTERN, CatalogProduct, PriceFeature
+from apps.catalog.models.runs import CatalogSyncRun
 
 __all__ = [
     "FEATURE_CODE_PATTERN",
     "AddOn",
     "CatalogProduct",
+    "CatalogSyncRun",
     "CustomField",
     "Option",
     "OptionGroup",
