@@ -36,6 +36,9 @@ RUN groupadd --system --gid 10001 billing \
 COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
+# What production needs only: .dockerignore keeps out the tests, the Stripe sandbox (stripe_sandbox/)
+# and the development tools (devtools/), and the build stage installs requirements/base.txt alone
+# (no aiohttp, which only the sandbox uses).
 COPY . .
 
 # collectstatic runs with the production storage (whitenoise's CompressedManifestStaticFilesStorage),

@@ -2,11 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/sandbox.txt requirements/dev.txt | cksum | cut -d' ' -f1)
 
 .PHONY: install run test lint typecheck fmt migrate migration sandbox build up down logs clean
 
-$(STAMP): requirements/base.txt requirements/dev.txt
+$(STAMP): requirements/base.txt requirements/sandbox.txt requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt
@@ -16,6 +16,7 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 install: $(STAMP)
 
 ## run: the service, a Celery worker and beat (and the Stripe sandbox) on embedded defaults; Ctrl-C stops all
+## (devstack is devtools/'s command: installed outside production only)
 run: install
 	$(PY) manage.py devstack
 

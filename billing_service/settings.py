@@ -90,6 +90,10 @@ INSTALLED_APPS = [
     "apps.reconciliation",
     "apps.recovery",
 ]
+# Development tools (`make run`'s devstack, the way to the Stripe sandbox): never in production, whose
+# image ships neither devtools/ nor stripe_sandbox/.
+if not IS_PRODUCTION:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -261,11 +265,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # One path served by one view per method (apps/common/routing.py): each method with its view.
+    "PREPROCESSING_HOOKS": ["apps.common.routing.expand_method_routes"],
     # The Stripe webhook is a plain Django view; 429s carry Retry-After (apps/common/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.common.schema.add_stripe_webhook",
         "apps.common.schema.add_retry_after",
+        "apps.common.schema.add_location_to_accepted",
     ],
     # Swagger UI from drf-spectacular-sidecar's static files instead of a CDN: the docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -333,9 +340,12 @@ _stripe_api_host = env_url("STRIPE_API_HOST", ("http", "https"))
 if _stripe_api_host:
     STRIPE_API_HOST = _stripe_api_host
 STRIPE_LIVE_MODE = env_bool("STRIPE_LIVE_MODE", False)
+# The one secret key the offline Stripe sandbox accepts by default (public: it is stripe_sandbox's
+# DEFAULT_API_KEY, restated here because apps/ never import the sandbox). `manage.py stripe_trigger`
+# uses it beside `make run`; tests/common/test_dev_and_prod_split.py keeps the two equal.
+STRIPE_SANDBOX_SECRET_KEY = "sk_test_sandbox0000000000000000000000"  # noqa: S105
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
-DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
 # --- logging ------------------------------------------------------------------------------------
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if IS_PRODUCTION else "console", ("json", "console"))
@@ -356,3 +366,8 @@ WEBHOOK_SWEEP_FAILED_AFTER_SECONDS = env_int("WEBHOOK_SWEEP_FAILED_AFTER_SECONDS
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 20, minimum=1)
 if WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured("WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS must exceed CELERY_TASK_TIME_LIMIT")
+# Long runs (replays, catalog syncs) still `running` after this long are marked failed by the
+# stale-run sweep (apps/common/runs.py): their worker died, or no worker ever picked them up.
+RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 900, minimum=60)
+if RUN_STALE_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("RUN_STALE_AFTER_SECONDS must exceed CELERY_TASK_TIME_LIMIT")

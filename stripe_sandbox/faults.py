@@ -32,6 +32,7 @@ class FaultRule:
     retry_after: int | None
     delay_ms: int
     after_apply: bool
+    should_retry: bool | None = None  # sent as Stripe-Should-Retry: true/false when set
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -54,6 +55,8 @@ class FaultRule:
             error = {"type": "api_error", "message": "An error occurred (sandbox fault)."}
         else:
             error = {"type": "invalid_request_error", "message": "Sandbox fault."}
+        if self.should_retry is not None:
+            headers["Stripe-Should-Retry"] = "true" if self.should_retry else "false"
         return web.Response(
             status=status, text=json.dumps({"error": error}), content_type="application/json", headers=headers
         )
@@ -64,7 +67,17 @@ class FaultRegistry:
         self.rules: list[FaultRule] = []
 
     def add(self, spec: dict[str, Any]) -> FaultRule:
-        allowed = {"path_prefix", "method", "status", "count", "rate", "retry_after", "delay_ms", "after_apply"}
+        allowed = {
+            "path_prefix",
+            "method",
+            "status",
+            "count",
+            "rate",
+            "retry_after",
+            "delay_ms",
+            "after_apply",
+            "should_retry",
+        }
         unknown = set(spec) - allowed
         if unknown:
             raise invalid(f"Unknown fault fields: {sorted(unknown)}")
@@ -77,6 +90,9 @@ class FaultRegistry:
         rate = spec.get("rate")
         if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= 1):
             raise invalid("rate must be in (0, 1]", "rate")
+        should_retry = spec.get("should_retry")
+        if should_retry is not None and not isinstance(should_retry, bool):
+            raise invalid("should_retry must be true or false", "should_retry")
         method = spec.get("method")
         rule = FaultRule(
             id=next(_ids),
@@ -88,6 +104,7 @@ class FaultRegistry:
             retry_after=int(spec["retry_after"]) if spec.get("retry_after") is not None else None,
             delay_ms=delay_ms,
             after_apply=bool(spec.get("after_apply", False)),
+            should_retry=should_retry,
         )
         self.rules.append(rule)
         return rule

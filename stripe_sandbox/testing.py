@@ -41,17 +41,23 @@ class SandboxProcess:
         api_key: str = DEFAULT_API_KEY,
         startup_timeout: float = 15.0,
         extra_args: list[str] | None = None,
+        port: int = 0,
+        workdir: Path | None = None,
     ) -> SandboxProcess:
         """Start on a free 127.0.0.1 port (``--port 0``) and wait until it is healthy.
-        Retries are compressed by default (``retry_time_scale=0.001``) so tests can watch them."""
-        workdir = Path(tempfile.mkdtemp(prefix="stripe-sandbox-"))
+        Retries are compressed by default (``retry_time_scale=0.001``) so tests can watch them.
+        `make run` (devtools' devstack) gives a fixed ``port`` and a ``workdir`` under var/ for the log."""
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix="stripe-sandbox-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         ready_file = workdir / "port"
+        ready_file.unlink(missing_ok=True)  # a previous run's would name a port before this one listens
         args = [
             sys.executable,
             "-m",
             "stripe_sandbox",
             "--port",
-            "0",
+            str(port),
             "--ready-file",
             str(ready_file),
             "--retry-time-scale",
@@ -114,6 +120,7 @@ class SandboxProcess:
         retry_after: int | None = None,
         delay_ms: int = 0,
         after_apply: bool = False,
+        should_retry: bool | None = None,
     ) -> int:
         spec: dict[str, Any] = {
             "path_prefix": path_prefix,
@@ -124,6 +131,7 @@ class SandboxProcess:
             "retry_after": retry_after,
             "delay_ms": delay_ms,
             "after_apply": after_apply,
+            "should_retry": should_retry,
         }
         result = self._call("POST", "/_sandbox/faults", {k: v for k, v in spec.items() if v is not None})
         return int(result["id"])

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from apps.catalog.models import CatalogProduct, PriceFeature
+from apps.catalog.models import CatalogProduct
 from apps.entitlements.grants import grant_create
 from apps.entitlements.services import revenue_payment_record
-from apps.webhooks.models import ProcessorEvent
 from apps.webhooks.replays import replay_run
 from tests.conftest import Tenant, committed
+from tests.factories import CatalogProductFactory, CatalogSyncRunFactory, PriceFeatureFactory, ProcessorEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,30 +42,30 @@ def _api_route_names() -> set[str]:
 @pytest.fixture
 def alices_things(alice: Tenant) -> dict[str, Any]:
     project = alice.project
-    product = CatalogProduct.objects.create(project=project, slug="secret-plan", name="Secret plan")
-    PriceFeature.objects.create(project=project, stripe_price_id="price_alice", feature_code="pro")
+    product = CatalogProductFactory.create(project=project, slug="secret-plan", name="Secret plan")
+    PriceFeatureFactory.create(project=project, stripe_price_id="price_alice", feature_code="pro")
     with committed():
         grant_create(project=project, user_id="u1", feature_code="pro", granted_by="s", reason="r")
     revenue_payment_record(
         project=project, payment_intent_id="pi_a", amount=12345, currency="usd", occurred_at=product.created_at
     )
-    event = ProcessorEvent.objects.create(
+    event = ProcessorEventFactory.create(
         stripe_event_id="evt_alice",
         type="test.x",
         created=product.created_at,
         payload={},
-        raw_body="{}",
-        headers={},
         status="processed",
         project=project,
     )
     run = replay_run(project_id=project.pk, requested_by="ops", event_ids=["evt_alice"], dry_run=True)
+    sync_run = CatalogSyncRunFactory.create(project=project, status="succeeded", counts={"products": 12345})
     return {
         "project": project.pk,
         "app": alice.app.pk,
         "product": product.pk,
         "run": run.pk,
         "event": event.stripe_event_id,
+        "sync_run": sync_run.pk,
     }
 
 
@@ -128,7 +128,9 @@ def _cases(a: dict[str, Any]) -> dict[str, list[tuple[str, str, dict[str, Any] |
         "metrics-revenue": [("get", f"/api/v1/metrics/project/{p}/revenue", None, {403})],
         # Lists answer bob's own (empty) data: checked for leaks below.
         "catalog-prices": [("get", "/api/v1/catalog/prices", None, {200})],
-        "catalog-sync": [("post", "/api/v1/catalog/sync", {}, {200})],
+        "catalog-sync-run": [("get", f"/api/v1/catalog/sync/{a['sync_run']}", None, {404})],
+        # Starts a run of bob's own project (202): checked for leaks below.
+        "catalog-sync": [("post", "/api/v1/catalog/sync", {}, {202})],
     }
 
 

@@ -12,8 +12,9 @@ from rest_framework.views import APIView
 
 from apps.checkout import services
 from apps.checkout.models import CheckoutSession
+from apps.common.api import client_project, validated_input
 from apps.common.idempotency import idempotent
-from apps.projects.permissions import CLIENT_PERMISSIONS, client_project, validated_input
+from apps.projects.permissions import CLIENT_PERMISSIONS
 
 _ERRORS = {
     400: OpenApiResponse(description="Invalid input, with the field that is wrong; or Stripe refused the request."),

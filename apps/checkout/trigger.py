@@ -20,12 +20,11 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import ValidationError
+from django.core.exceptions import ValidationError
 
 from apps.checkout.models import BillingCustomer, CheckoutSession
 from apps.checkout.services import checkout_session_create
-from apps.common.sandbox_launcher import SANDBOX_SECRET_KEY
+from apps.common.exceptions import Conflict
 from apps.common.stripe_gateway import StripeInvalidRequest, StripeUnavailable, prices_iter
 from apps.projects.models import Project
 
@@ -121,9 +120,10 @@ def _checkout(ctx: Context, mode: str, card: str = OK_CARD) -> CheckoutSession:
             success_url=f"{prefixes[0]}stripe-trigger/success",
             cancel_url=f"{prefixes[0]}stripe-trigger/cancel",
         )
-    except (ValidationError, DjangoValidationError) as exc:
-        detail = getattr(exc, "detail", None) or getattr(exc, "messages", exc)
-        raise TriggerError(f"the service refused the checkout: {detail}") from None
+    except ValidationError as exc:
+        raise TriggerError(f"the service refused the checkout: {exc.messages}") from None
+    except Conflict as exc:  # the user already holds such a subscription
+        raise TriggerError(f"the service refused the checkout: {exc}") from None
     except (StripeInvalidRequest, StripeUnavailable) as exc:
         raise TriggerError(f"the checkout could not be created: {exc}") from None
     status = ctx.sandbox.pay(session.url, card, f"{ctx.user_id}@example.invalid")
@@ -259,13 +259,13 @@ def _point_gateway_at(base_url: str) -> None:
     through the service's gateway reaches the same sandbox. A configured host or key is kept."""
     if not getattr(settings, "STRIPE_API_HOST", None) and not settings.STRIPE_SECRET_KEY:
         settings.STRIPE_API_HOST = base_url
-        settings.STRIPE_SECRET_KEY = SANDBOX_SECRET_KEY
+        settings.STRIPE_SECRET_KEY = settings.STRIPE_SANDBOX_SECRET_KEY
 
 
 def _sandbox_key(project_slug: str) -> str:
     # The key the service itself uses for the project; `make run`'s sandbox key when none is set.
     per_project: dict[str, str] = settings.STRIPE_PROJECT_SECRET_KEYS
-    return per_project.get(project_slug) or settings.STRIPE_SECRET_KEY or SANDBOX_SECRET_KEY
+    return per_project.get(project_slug) or settings.STRIPE_SECRET_KEY or settings.STRIPE_SANDBOX_SECRET_KEY
 
 
 def _new_events(sandbox: Sandbox, event_type: str, after_id: str | None) -> list[dict[str, Any]]:

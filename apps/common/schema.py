@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
@@ -172,7 +173,7 @@ _STRIPE_EVENT_EXAMPLE = {
     "object": "event",
     "type": "customer.subscription.updated",
     "created": 1795000000,
-    "api_version": "2026-08-26.dahlia",
+    "api_version": settings.STRIPE_API_VERSION,  # the pinned version, written once (settings)
     "livemode": False,
     "data": {"object": {"id": "sub_1PgafmB7WZ01zgkW", "object": "subscription", "status": "active"}},
 }
@@ -307,5 +308,20 @@ def add_retry_after(result: dict[str, Any], generator: Any, request: Any, public
             if answer is not None:
                 answer["headers"] = {
                     "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}
+                }
+    return result
+
+
+def add_location_to_accepted(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """A POSTPROCESSING_HOOK: every 202 (long work handed to a worker) carries the run's URL in `Location`."""
+    for item in result["paths"].values():
+        for operation in item.values():
+            answer = operation.get("responses", {}).get("202")
+            if answer is not None:
+                answer["headers"] = {
+                    "Location": {
+                        "schema": {"type": "string"},
+                        "description": "The run's URL (also its `url`): GET it until its `status` is final.",
+                    }
                 }
     return result

@@ -118,7 +118,3 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"bk_{self.prefix}_…"
-
-    @property
-    def is_live(self) -> bool:
-        return self.revoked_at is None

@@ -9,8 +9,8 @@ from django.test import Client
 
 from apps.entitlements.models import Grant
 from apps.projects.models import ApiKey
-from tests.admin.factories import GrantFactory
 from tests.conftest import Tenant
+from tests.factories import GrantFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from django.db.models import Model
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from tests.admin.factories import ADMIN_ROW_FACTORIES, EXEMPT_FROM_ROWS, THIRD_PARTY_MIRRORS, make_admin_rows
+from tests.factories import ADMIN_ROW_FACTORIES, EXEMPT_FROM_ROWS, THIRD_PARTY_MIRRORS, make_admin_rows
 
 pytestmark = pytest.mark.django_db
 

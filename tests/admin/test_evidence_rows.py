@@ -10,10 +10,11 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
-from apps.entitlements.models import AuditLog, Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
+from apps.common.models import AuditLog
+from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import ApiKey, App, Project
 from apps.webhooks.models import ProcessorEvent, ReplayRun
-from tests.admin.factories import make_admin_rows
+from tests.factories import make_admin_rows
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.entitlements.models import AuditLog, Entitlement, Grant
+from apps.common.models import AuditLog
+from apps.entitlements.models import Entitlement, Grant
 from tests.conftest import Tenant, committed
 
 pytestmark = pytest.mark.django_db

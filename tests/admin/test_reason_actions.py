@@ -8,10 +8,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from apps.entitlements.models import AuditLog, Grant
+from apps.common.models import AuditLog
+from apps.entitlements.models import Grant
 from apps.webhooks.models import ProcessorEvent, ReplayRun
-from tests.admin.factories import GrantFactory, ProcessorEventFactory
 from tests.conftest import Tenant, committed
+from tests.factories import GrantFactory, ProcessorEventFactory
 
 pytestmark = pytest.mark.django_db
 

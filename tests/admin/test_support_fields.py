@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.admin.factories import NOW, CheckoutSessionFactory, ProcessorEventFactory
+from tests.factories import NOW, CheckoutSessionFactory, ProcessorEventFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.catalog.models import Option, PriceFeature
+from apps.catalog.models import Option
 from tests.catalog.test_product_configuration import configured
 from tests.conftest import Tenant
+from tests.factories import PriceFeatureFactory, SuperuserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def staff(client: Client) -> Client:
-    user = get_user_model().objects.create_superuser("support", "support@example.invalid", "pw-for-tests")
-    client.force_login(user)
+    client.force_login(SuperuserFactory.create(username="support"))
     return client
 
 
@@ -76,10 +75,10 @@ def test_the_group_page_refuses_an_option_delta_out_of_range(staff: Client, alic
 
 
 def test_the_price_feature_list_shows_and_filters(staff: Client, alice: Tenant, bob: Tenant) -> None:
-    PriceFeature.objects.create(
+    PriceFeatureFactory.create(
         project=alice.project, stripe_price_id="price_a", feature_code="pro", purchase_duration_days=30
     )
-    PriceFeature.objects.create(project=bob.project, stripe_price_id="price_b", feature_code="basic")
+    PriceFeatureFactory.create(project=bob.project, stripe_price_id="price_b", feature_code="basic")
     page = staff.get("/admin/catalog/pricefeature/?feature_code=pro")
     assert page.status_code == 200
     assert page.context["cl"].result_count == 1

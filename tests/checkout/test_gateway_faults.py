@@ -82,3 +82,56 @@ def test_a_network_failure_is_a_502(alice: Tenant, settings: object, stripe_sand
     settings.STRIPE_RETRY_BUDGET_SECONDS = 1.0  # type: ignore[attr-defined]
     with pytest.raises(StripeUnavailable):
         customer_get_or_create(project=alice.project, user_id="u-net")
+
+
+def test_stripe_should_retry_false_makes_a_5xx_final(
+    alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
+) -> None:
+    # A 500 is retried by default; Stripe saying "do not retry" wins: one attempt, then 502.
+    stripe_sandbox.set_fault("/v1/customers", method="POST", status=500, count=1, should_retry=False)
+    before = _retries("customer.create", "server_error")
+    with pytest.raises(StripeUnavailable):
+        customer_get_or_create(project=alice.project, user_id="u-no-retry")
+    assert _retries("customer.create", "server_error") == before
+    assert stripe_client.v1.customers.list().data == []
+
+
+def test_stripe_should_retry_true_makes_a_4xx_retried(
+    alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
+) -> None:
+    # A 400 is final by default; Stripe saying "retry" wins: the second attempt creates the customer once.
+    stripe_sandbox.set_fault("/v1/customers", method="POST", status=400, count=1, should_retry=True)
+    before = _retries("customer.create", "stripe_should_retry")
+    customer = customer_get_or_create(project=alice.project, user_id="u-retry")
+    assert customer.stripe_customer_id is not None
+    assert [c.id for c in stripe_client.v1.customers.list().data] == [customer.stripe_customer_id]
+    assert _retries("customer.create", "stripe_should_retry") == before + 1
+
+
+def test_stripe_should_retry_false_stops_a_429_too(alice: Tenant, stripe_sandbox: SandboxProcess) -> None:
+    stripe_sandbox.set_fault("/v1/customers", method="POST", status=429, count=1, retry_after=1, should_retry=False)
+    started = time.monotonic()
+    with pytest.raises(StripeUnavailable):
+        customer_get_or_create(project=alice.project, user_id="u-429-final")
+    assert time.monotonic() - started < 1.0  # it did not wait for Retry-After
+
+
+def test_retries_stop_before_a_wait_would_cross_the_budget() -> None:
+    # Without a sandbox: a call that always fails with a retryable error, under a short budget. stamina
+    # really sleeps here (no set_testing): the budget is what stops it, before a wait would cross it.
+    from django.test import override_settings
+
+    from apps.common.stripe_gateway.client import call_stripe
+
+    calls: list[float] = []
+
+    def always_503() -> None:
+        calls.append(time.monotonic())
+        raise stripe.APIError("down", http_status=503, headers={"stripe-should-retry": "TRUE"})
+
+    with override_settings(STRIPE_RETRY_BUDGET_SECONDS=1.0):
+        started = time.monotonic()
+        with pytest.raises(StripeUnavailable):
+            call_stripe("test.op", always_503)
+    assert len(calls) >= 2
+    assert time.monotonic() - started < 1.0

@@ -12,18 +12,16 @@ from apps.entitlements.models import SubscriptionRecord
 from apps.projects.models import Project
 from tests.checkout.conftest import checkout_body, counts
 from tests.conftest import Tenant
+from tests.factories import SubscriptionRecordFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.e2e]
 CHECKOUT = "/api/v1/checkout/session"
 
 
 def _holds(tenant: Tenant, price_id: str, *, status: str = "active", user_id: str = "user_42") -> SubscriptionRecord:
-    return SubscriptionRecord.objects.create(
-        project=tenant.project,
-        user_id=user_id,
-        stripe_subscription_id=f"sub_{user_id}_{status}",
-        status=status,
-        price_ids=[price_id],
+    # What the 409 looks at (project, user, status, prices); the factory fills in the rest.
+    return SubscriptionRecordFactory.create(
+        project=tenant.project, user_id=user_id, status=status, price_ids=[price_id]
     )
 
 

@@ -20,6 +20,7 @@ from django.test import Client
 from apps.catalog.models import CatalogProduct, PriceFeature
 from apps.entitlements.models import Grant
 from tests.conftest import Tenant
+from tests.factories import CatalogProductFactory, PriceFeatureFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +145,7 @@ def test_a_nul_in_a_query_name_is_400(labs: Tenant) -> None:
 
 
 def test_a_nul_in_a_path_value_is_400(labs: Tenant) -> None:
-    PriceFeature.objects.create(project=labs.project, stripe_price_id="price_1", feature_code="pro")
+    PriceFeatureFactory.create(project=labs.project, stripe_price_id="price_1", feature_code="pro")
     client = labs.client()
     response = client.put("/api/v1/catalog/prices/price_1%00/feature", {"feature_code": "pro"}, format="json")
     assert response.status_code == 400
@@ -164,7 +165,7 @@ def test_a_nul_in_a_body_string_is_400(labs: Tenant) -> None:
 
 
 def test_a_number_for_a_string_is_refused_with_drfs_field_error(labs: Tenant) -> None:
-    PriceFeature.objects.create(project=labs.project, stripe_price_id="price_1", feature_code="pro")
+    PriceFeatureFactory.create(project=labs.project, stripe_price_id="price_1", feature_code="pro")
     client = labs.client()
     response = client.put("/api/v1/catalog/prices/price_1/feature", {"feature_code": 0}, format="json")
     assert response.status_code == 400
@@ -209,7 +210,7 @@ def _string_properties(schema: dict[str, Any], ref: dict[str, Any]) -> list[str]
 def test_every_string_field_of_every_json_body_refuses_a_number(labs: Tenant, client: Client) -> None:
     """The strictness is global: swept over the schema, so that a new input serializer is covered too."""
     schema = yaml.safe_load(client.get("/api/schema/").content)
-    product = CatalogProduct.objects.create(project=labs.project, slug="audit", name="Audit")
+    product = CatalogProductFactory.create(project=labs.project, slug="audit", name="Audit")
     values = {"{product_id}": str(product.pk), "{product}": "audit", "{price_id}": "price_1"}
     api = labs.client()
     checked = 0

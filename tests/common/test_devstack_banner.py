@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.common.management.commands.devstack import Command
+from devtools.management.commands.devstack import Command
 
 
 def test_with_the_sandbox_it_names_the_secret_file_and_the_trigger_command() -> None:

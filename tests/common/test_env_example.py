@@ -12,8 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where the service reads its environment: the settings and the few commands and modules that read it.
-SOURCES = [*sorted((ROOT / "billing_service").glob("*.py")), *sorted((ROOT / "apps").rglob("*.py"))]
-NOT_SETTINGS = {"DJANGO_SETTINGS_MODULE"}  # how Django finds the settings, not one of them
+# devtools/ too: `make run`'s devstack reads PORT and STRIPE_SANDBOX_PORT.
+SOURCES = [
+    *sorted((ROOT / "billing_service").glob("*.py")),
+    *sorted((ROOT / "apps").rglob("*.py")),
+    *sorted((ROOT / "devtools").rglob("*.py")),
+]
+# How Django finds the settings, and what pytest-xdist sets in its workers (test_settings.py reads it):
+# not settings of the service.
+NOT_SETTINGS = {"DJANGO_SETTINGS_MODULE", "PYTEST_XDIST_WORKER"}
 # The readers in billing_service/env.py whose second argument is a variable name too.
 TWO_NAME_READERS = {"env_choice_aliased", "env_secrets"}
 

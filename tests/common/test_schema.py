@@ -64,7 +64,8 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 def test_every_operation_declares_every_status_it_can_answer_with_its_body(client: Client) -> None:
     schema = _schema(client)
     idempotent = {"checkout_session_create", "portal_session_create", "product_create", "replay_create", "grant_create"}
-    stripe_callers = {"checkout_session_create", "portal_session_create", "catalog_sync"}
+    # catalog_sync answers 202 before any Stripe call: its worker meets Stripe, not the request.
+    stripe_callers = {"checkout_session_create", "portal_session_create"}
     for path, _method, op in _operations(schema):
         responses, name = op["responses"], op["operationId"]
         for code, answer in responses.items():

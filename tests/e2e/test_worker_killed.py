@@ -17,7 +17,6 @@ import pytest
 from celery import Celery
 from django.db import connection
 
-from apps.catalog.models import PriceFeature
 from apps.entitlements.models import SubscriptionRecord
 from apps.webhooks.models import ProcessorEvent
 from apps.webhooks.sweeper import ledger_sweep
@@ -25,6 +24,7 @@ from stripe_sandbox.testing import SandboxProcess
 from tests.conftest import Tenant, committed
 from tests.e2e.conftest import eventually
 from tests.entitlements.conftest import subscription_snapshot
+from tests.factories import PriceFeatureFactory, ProcessorEventFactory
 from tests.webhooks.conftest import SECRET, deliver, make_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.requires_postgres]
@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
     client: Any, alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: Any, settings: Any
 ) -> None:
     settings.STRIPE_WEBHOOK_SECRETS = [SECRET]
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
     # A subscription at the sandbox, so that the worker's refetch has something to fetch.
     customer = stripe_client.v1.customers.create(params={"metadata": {"project": "alpha", "user_id": "u-kill"}})
     price = stripe_client.v1.prices.create(
@@ -88,7 +88,7 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
     # which the sandbox now answers after 20 s, long enough to kill the worker in the middle.
     second = make_event("evt_kill_2", "customer.subscription.updated", created=created, obj=snapshot)
     # Stored as the webhook view stores it, but handed to the real worker instead of run here.
-    row = ProcessorEvent.objects.create(
+    row = ProcessorEventFactory.create(
         stripe_event_id=second["id"],
         type=second["type"],
         api_version=second["api_version"],
@@ -96,6 +96,9 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
         payload=second,
         raw_body=json.dumps(second),
         headers={},
+        project=None,
+        status=ProcessorEvent.Status.RECEIVED,
+        changes=[],
     )
     stripe_sandbox.set_fault(f"/v1/subscriptions/{sub.id}", method="GET", delay_ms=20_000)
 

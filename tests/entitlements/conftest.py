@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from apps.catalog.models import PriceFeature
 from apps.entitlements.projection import entitlements_recompute
 from apps.entitlements.services import subscription_apply_snapshot
 from tests.conftest import Tenant
+from tests.factories import PriceFeatureFactory
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 DAY = 86400
@@ -48,8 +48,8 @@ def subscription_snapshot(
 
 @pytest.fixture
 def pro(alice: Tenant) -> str:
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
-    PriceFeature.objects.create(
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
+    PriceFeatureFactory.create(
         project=alice.project, stripe_price_id="price_export", feature_code="export", purchase_duration_days=30
     )
     return "pro"

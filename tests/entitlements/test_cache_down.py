@@ -7,10 +7,10 @@ import time
 import pytest
 from django.test import Client
 
-from apps.catalog.models import PriceFeature
 from billing_service.cache_config import redis_cache
 from tests.conftest import Tenant, committed
 from tests.entitlements.conftest import subscription_snapshot
+from tests.factories import PriceFeatureFactory
 from tests.webhooks.conftest import SECRET, deliver, make_event
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def test_with_the_cache_down_every_answer_is_still_correct(client: Client, alice: Tenant, settings: object) -> None:
     settings.CACHES = {"default": redis_cache("redis://127.0.0.1:1/0", socket_timeout=0.05, key_prefix="t")}  # type: ignore[attr-defined]
     settings.STRIPE_WEBHOOK_SECRETS = [SECRET]  # type: ignore[attr-defined]
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
     api = alice.client()
     check = f"/api/v1/entitlements/check?user_id=u1&project_id={alice.project.pk}&feature_code=pro"
 

@@ -3,16 +3,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from apps.entitlements.models import AuditLog, Grant, RevenueEntry
+from apps.common.models import AuditLog
+from apps.entitlements.models import Grant, RevenueEntry
 from apps.entitlements.services import revenue_payment_record, revenue_refund_record
 from billing_service.cache_config import redis_cache
 from tests.conftest import Tenant, committed
 from tests.entitlements.conftest import NOW, apply, subscription_snapshot, ts
+from tests.factories import SuperuserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -218,8 +219,7 @@ def test_another_projects_key_or_ids_leak_nothing(alice: Tenant, bob: Tenant, pr
 
 
 def test_support_grants_and_revokes_in_the_admin_with_a_reason(alice: Tenant, pro: str, client: Client) -> None:
-    staff = get_user_model().objects.create_superuser("support", "s@example.invalid", "pw")
-    client.force_login(staff)
+    client.force_login(SuperuserFactory.create(username="support"))
     form = {
         "project": alice.project.pk,
         "user_id": "u5",
@@ -252,4 +252,4 @@ def test_support_grants_and_revokes_in_the_admin_with_a_reason(alice: Tenant, pr
         client.get(f"/admin/entitlements/grant/?project__id__exact={alice.project.pk}&feature_code=pro").status_code
         == 200
     )
-    assert client.get("/admin/entitlements/auditlog/").status_code == 200
+    assert client.get("/admin/common/auditlog/").status_code == 200

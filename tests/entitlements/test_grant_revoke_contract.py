@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from apps.entitlements.models import AuditLog, Grant
+from apps.common.models import AuditLog
+from apps.entitlements.models import Grant
 from tests.conftest import Tenant, committed
 
 pytestmark = pytest.mark.django_db

@@ -3,12 +3,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from apps.projects.keys import prefix_of
 from apps.projects.models import ApiKey, App
 from tests.conftest import Tenant, committed
+from tests.factories import SuperuserFactory
 from tests.projects.test_keys import _every_stored_text
 
 pytestmark = pytest.mark.django_db
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff(client: Client) -> Client:
-    user = get_user_model().objects.create_superuser("support", "support@example.invalid", "pw-for-tests")
-    client.force_login(user)
+    client.force_login(SuperuserFactory.create(username="support"))
     return client
 
 

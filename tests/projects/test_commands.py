@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from apps.projects.models import ApiKey, App, Project
 from tests.conftest import Tenant, committed
+from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +104,7 @@ def test_seed_demo_declares_labs_and_allows_app_local_so_the_api_guide_examples_
 
 
 def test_seed_demo_brings_an_older_demo_project_up_to_date_and_keeps_its_settings() -> None:
-    Project.objects.create(
+    ProjectFactory.create(
         slug="demo", name="Demo", allowed_redirect_prefixes=["https://mine.example/"], feature_codes=["beta"]
     )
     call_command("seed_demo", base_url="http://127.0.0.1:8000")

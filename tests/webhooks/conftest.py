@@ -2,7 +2,7 @@
 
 The test handlers write AuditLog rows (a real table) so that "the effect happened exactly once" is a
 count of committed rows, not of calls. registry._HANDLERS is swapped for each test, so the domain
-handlers in apps/webhooks/handlers.py never interfere.
+handlers in apps/webhooks/handlers/ never interfere.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
-from apps.entitlements.models import AuditLog
+from apps.common.models import AuditLog
 from apps.webhooks import registry
 from apps.webhooks.registry import Outcome, StripeEvent
 from apps.webhooks.signature import sign
@@ -33,9 +34,9 @@ def _webhook_settings(settings: Any) -> None:
 
 
 @pytest.fixture
-def handlers(monkeypatch: pytest.MonkeyPatch) -> dict[str, registry.Handler]:
+def handlers(monkeypatch: pytest.MonkeyPatch) -> dict[str, registry.Registered]:
     """An empty handler registry for this test; register with registry.handles(...)."""
-    fresh: dict[str, registry.Handler] = {}
+    fresh: dict[str, registry.Registered] = {}
     monkeypatch.setattr(registry, "_HANDLERS", fresh)
     return fresh
 
@@ -53,7 +54,7 @@ def make_event(
         "type": event_type,
         "created": created,
         "livemode": False,
-        "api_version": "2026-08-26.dahlia",
+        "api_version": settings.STRIPE_API_VERSION,
         "data": {"object": obj if obj is not None else {"id": "obj_1", "object": "thing"}},
     }
 

@@ -10,13 +10,13 @@ import pytest
 from django.test import Client
 from prometheus_client import REGISTRY
 
-from apps.catalog.models import PriceFeature
 from apps.checkout.models import BillingCustomer, CheckoutSession
 from apps.entitlements.models import Entitlement, Purchase
 from apps.entitlements.selectors import entitlement_check
 from apps.webhooks.models import ProcessorEvent
 from apps.webhooks.replays import replay_run
 from tests.conftest import Tenant, committed
+from tests.factories import CheckoutSessionFactory, PriceFeatureFactory
 from tests.webhooks.conftest import deliver, make_event
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def _session(tenant: Tenant, **fields: Any) -> CheckoutSession:
         "stripe_session_id": "cs_pf",
         **fields,
     }
-    return CheckoutSession.objects.create(**values)
+    return CheckoutSessionFactory.create(**values)
 
 
 def _failed(
@@ -149,7 +149,7 @@ def test_a_failure_of_an_unknown_payment_is_still_counted_and_noted(client: Clie
 
 
 def test_a_failure_grants_nothing(client: Client, alice: Tenant) -> None:
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_lifetime", feature_code="lifetime")
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_lifetime", feature_code="lifetime")
     _session(alice)
     with committed():
         deliver(client, _failed("evt_grants_nothing"))
@@ -159,7 +159,7 @@ def test_a_failure_grants_nothing(client: Client, alice: Tenant) -> None:
 
 def test_a_failure_delivered_after_the_payment_revokes_nothing(client: Client, alice: Tenant) -> None:
     """A declined first attempt, then a paid one: Stripe may deliver the failure last."""
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_lifetime", feature_code="lifetime")
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_lifetime", feature_code="lifetime")
     session = _session(alice)
     completed = make_event(
         "evt_paid",

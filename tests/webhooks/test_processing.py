@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.entitlements.models import AuditLog
+from apps.common.models import AuditLog
 from apps.webhooks import registry
 from apps.webhooks.models import ProcessorEvent
 from apps.webhooks.processing import event_process

@@ -18,13 +18,13 @@ from django.db.models import Q, Sum
 from django.test import Client
 
 from apps.catalog.models import PriceFeature
-from apps.checkout.models import BillingCustomer, CheckoutSession
 from apps.entitlements.models import Entitlement, Purchase, RevenueEntry
 from apps.entitlements.selectors import entitlement_check
 from apps.entitlements.services import purchase_record, purchase_refund_apply, revenue_refund_record
 from apps.projects.models import Project
 from apps.webhooks.models import ProcessorEvent
 from tests.conftest import Tenant, committed, make_tenant
+from tests.factories import BillingCustomerFactory, CheckoutSessionFactory, PriceFeatureFactory, RevenueEntryFactory
 from tests.webhooks.conftest import deliver, make_event
 
 pytestmark = [pytest.mark.django_db, pytest.mark.requires_postgres]
@@ -46,8 +46,8 @@ def _setup(tenant: Tenant, key: str) -> str:
     """The user's customer and local checkout session, as checkout_session_create leaves them."""
     PriceFeature.objects.get_or_create(project=tenant.project, stripe_price_id=PRICE, feature_code="lifetime")
     user_id = f"user_{key}"
-    customer = BillingCustomer.objects.create(project=tenant.project, user_id=user_id, stripe_customer_id=f"cus_{key}")
-    CheckoutSession.objects.create(
+    customer = BillingCustomerFactory.create(project=tenant.project, user_id=user_id, stripe_customer_id=f"cus_{key}")
+    CheckoutSessionFactory.create(
         project=tenant.project,
         customer=customer,
         user_id=user_id,
@@ -197,7 +197,7 @@ def test_a_refund_of_another_project_is_not_applied_to_this_purchase(
 ) -> None:
     """The refund rows are looked up within the purchase's project."""
     user_id = _setup(alice, "iso")
-    RevenueEntry.objects.create(
+    RevenueEntryFactory.create(
         project=bob.project,
         kind="refund",
         stripe_object_id="ch_other@4900",
@@ -221,7 +221,7 @@ def test_a_refund_processed_while_its_purchase_is_being_recorded_is_not_lost() -
     committed refund; with it, the refund waits for the purchase to commit and then applies.
     """
     tenant = make_tenant("alpha")
-    PriceFeature.objects.create(project=tenant.project, stripe_price_id=PRICE, feature_code="lifetime")
+    PriceFeatureFactory.create(project=tenant.project, stripe_price_id=PRICE, feature_code="lifetime")
     recorded = threading.Event()
     refund_started = threading.Event()
     errors: list[BaseException] = []

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import OperationalError, connection
 from django.test import Client
 
@@ -25,7 +26,7 @@ def test_a_valid_event_is_stored_as_received_then_processed_after_commit(client:
     row = ProcessorEvent.objects.get()
     assert row.stripe_event_id == "evt_store_1"
     assert row.type == "test.thing"
-    assert row.api_version == "2026-08-26.dahlia"
+    assert row.api_version == settings.STRIPE_API_VERSION
     assert row.created == datetime.fromtimestamp(1_700_000_000, tz=UTC)
     assert row.payload == event
     assert row.headers["Stripe-Signature"].startswith("t=")

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from apps.catalog.models import PriceFeature
 from apps.entitlements.models import SubscriptionRecord
 from apps.entitlements.selectors import entitlement_check
 from apps.webhooks.models import ProcessorEvent
 from tests.conftest import Tenant, committed
 from tests.entitlements.conftest import subscription_snapshot
+from tests.factories import PriceFeatureFactory
 from tests.webhooks.conftest import deliver, make_event
 
 pytestmark = [pytest.mark.django_db, pytest.mark.requires_postgres]
@@ -45,7 +45,7 @@ def _events(sub_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
 def test_every_delivery_order_ends_canceled_and_inactive(client: Client, alice: Tenant, order: tuple[int, ...]) -> None:
-    PriceFeature.objects.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
+    PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
     sub_id = "sub_" + "".join(map(str, order))
     events = _events(sub_id)
     for index in order:

@@ -1,21 +1,22 @@
 """One Stripe call: the right client, bounded retries with backoff, errors mapped to ours, metrics.
 
-Retried: 429 (honouring Retry-After), 5xx, network errors and timeouts, and Stripe's 409 for an
-idempotency key still in flight. Every retry of a write reuses its Idempotency-Key, so Stripe applies
-it once. Everything else is final. The whole operation, retries included, stays within
-STRIPE_RETRY_BUDGET_SECONDS so a caller's request never hangs on Stripe.
+stamina runs the retries; retry_policy.py decides which failures are retried (Stripe-Should-Retry
+first, then 429 after Retry-After, 5xx, network errors, timeouts and 409 for a key in flight) and how
+long to wait. Every retry of a write reuses its Idempotency-Key, so Stripe applies it once. The whole
+operation, retries included, stays within STRIPE_RETRY_BUDGET_SECONDS so a caller's request never
+hangs on Stripe.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
+import stamina
 import stripe
 import structlog
 from django.conf import settings
@@ -23,12 +24,14 @@ from django.conf import settings
 from apps.common.stripe_gateway.credentials import credentials_resolver
 from apps.common.stripe_gateway.errors import StripeInvalidRequest, StripeUnavailable
 from apps.common.stripe_gateway.metrics import stripe_latency, stripe_requests, stripe_retries
+from apps.common.stripe_gateway.retry_policy import backoff_seconds, retry_after_seconds, retry_reason
 
 log = structlog.get_logger("billing.stripe")
 T = TypeVar("T")
 
-_BACKOFF_BASE_SECONDS = 0.25
-_BACKOFF_CAP_SECONDS = 4.0
+# stamina's default instrumentation would count and log every retry a second time (its own Prometheus
+# counter and structlog line); ours below carry the operation and reason, so only ours run.
+stamina.instrumentation.set_on_retry_hooks([])
 
 
 @cache
@@ -48,34 +51,6 @@ def stripe_client(*, project_slug: str | None) -> stripe.StripeClient:
     return _client(secret_key, api_base, settings.STRIPE_API_VERSION, settings.STRIPE_TIMEOUT_SECONDS)
 
 
-def _retry_reason(error: stripe.StripeError) -> str | None:
-    if isinstance(error, stripe.RateLimitError):
-        return "rate_limited"
-    if isinstance(error, stripe.APIConnectionError):
-        return "network"
-    if error.http_status == 409:
-        # Stripe answers 409 while a request with the same key is still being processed. (Its 400
-        # idempotency_error, same key with other parameters, is final: retrying cannot fix it.)
-        return "idempotency_in_flight"
-    if error.http_status is not None and error.http_status >= 500:
-        return "server_error"
-    return None
-
-
-def _retry_after_seconds(error: stripe.StripeError) -> float | None:
-    headers = error.headers or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _backoff(attempt: int) -> float:
-    # Full jitter: concurrent callers that failed together do not retry together.
-    return random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311
-
-
 def _final_error(operation: str, error: stripe.StripeError) -> Exception:
     request_id = error.request_id
     if isinstance(error, stripe.InvalidRequestError | stripe.CardError) and (error.http_status or 0) < 500:
@@ -89,37 +64,57 @@ def _final_error(operation: str, error: stripe.StripeError) -> Exception:
     return StripeUnavailable("Stripe is unavailable; retry later.", stripe_request_id=request_id)
 
 
+class _Budget:
+    """stamina's backoff hook for one operation: retry or not, after how long, within the time budget.
+
+    It always names the wait itself (Retry-After, else our jittered backoff) so it can refuse a retry
+    whose wait would end past the deadline; stamina's own timeout only checks the time already spent.
+    It counts and logs each retry it schedules, as the hand-written loop did.
+    """
+
+    def __init__(self, operation: str, deadline: float) -> None:
+        self.operation = operation
+        self.deadline = deadline
+        self.failed_attempts = 0
+
+    def __call__(self, error: Exception) -> bool | float:
+        if not isinstance(error, stripe.StripeError):
+            return False  # not Stripe's answer: a bug of ours, never retried
+        self.failed_attempts += 1
+        reason = retry_reason(error)
+        if reason is None:
+            return False
+        wait = retry_after_seconds(error) or backoff_seconds(self.failed_attempts)
+        if time.monotonic() + wait >= self.deadline:
+            return False
+        stripe_retries.labels(self.operation, reason).inc()
+        log.info("stripe_call_retry", operation=self.operation, reason=reason, wait_s=round(wait, 3))
+        return wait
+
+
 def call_stripe(operation: str, call: Callable[[], T]) -> T:
     """Runs `call` (one SDK request) with bounded retries; raises StripeInvalidRequest/StripeUnavailable."""
     started = time.monotonic()
-    deadline = started + settings.STRIPE_RETRY_BUDGET_SECONDS
-    attempt = 0
+    budget = _Budget(operation, deadline=started + settings.STRIPE_RETRY_BUDGET_SECONDS)
     try:
-        while True:
-            try:
+        # attempts and timeout are off: the hook above stops the retries, by status and by deadline.
+        for attempt in stamina.retry_context(on=budget, attempts=None, timeout=None):
+            with attempt:
                 result = call()
-            except stripe.StripeError as error:
-                reason = _retry_reason(error)
-                wait = _retry_after_seconds(error) or _backoff(attempt)
-                if reason is None or time.monotonic() + wait >= deadline:
-                    log.warning(
-                        "stripe_call_failed",
-                        operation=operation,
-                        http_status=error.http_status,
-                        stripe_request_id=error.request_id,
-                        attempts=attempt + 1,
-                        error=str(error),
-                    )
-                    raise _final_error(operation, error) from error
-                stripe_retries.labels(operation, reason).inc()
-                log.info("stripe_call_retry", operation=operation, reason=reason, wait_s=round(wait, 3))
-                time.sleep(wait)
-                attempt += 1
-                continue
-            stripe_requests.labels(operation, "ok").inc()
-            return result
+    except stripe.StripeError as error:
+        log.warning(
+            "stripe_call_failed",
+            operation=operation,
+            http_status=error.http_status,
+            stripe_request_id=error.request_id,
+            attempts=budget.failed_attempts,
+            error=str(error),
+        )
+        raise _final_error(operation, error) from error
     finally:
         stripe_latency.labels(operation).observe(time.monotonic() - started)
+    stripe_requests.labels(operation, "ok").inc()
+    return result
 
 
 def _wire_value(value: Any) -> str:

@@ -10,7 +10,7 @@ stripe_requests = Counter(
 stripe_retries = Counter(
     "billing_stripe_retries_total",
     "Stripe API attempts that were retried, by operation and reason "
-    "(rate_limited, server_error, network, idempotency_in_flight).",
+    "(rate_limited, server_error, network, idempotency_in_flight, stripe_should_retry).",
     ["operation", "reason"],
 )
 stripe_latency = Histogram(

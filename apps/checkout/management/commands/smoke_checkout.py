@@ -1,24 +1,18 @@
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from pathlib import Path
 from tempfile import mkdtemp
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.checkout.smoke import HttpService, InProcessService, Service, SmokeFailure, smoke_checkout
-from apps.common.sandbox_launcher import SANDBOX_SECRET_KEY, sandbox_start, sandbox_wait_healthy
 from apps.common.stripe_gateway import StripeInvalidRequest, StripeUnavailable
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+if TYPE_CHECKING:
+    from devtools.sandbox import SandboxProcess
 
 
 class Command(BaseCommand):
@@ -35,14 +29,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
-        sandbox: subprocess.Popen[bytes] | None = None
+        sandbox: SandboxProcess | None = None
         try:
             if options["in_process"]:
-                port = _free_port()
-                sandbox = sandbox_start(
-                    port=port, data_dir=Path(mkdtemp(prefix="smoke-sandbox-")), retry_time_scale=0.001
-                )
-                service = self._in_process_service(sandbox, port)
+                sandbox = self._sandbox_start()
+                service = self._in_process_service(sandbox)
             elif options["base_url"]:
                 service = HttpService(options["base_url"].rstrip("/"), options["api_key"] or settings.DEMO_API_KEY)
             else:
@@ -54,19 +45,26 @@ class Command(BaseCommand):
             raise CommandError(f"FAILED at Stripe: {exc.detail}") from None
         finally:
             if sandbox is not None:
-                sandbox.terminate()
-                sandbox.wait(timeout=10)
+                sandbox.stop()
         self.stdout.write(self.style.SUCCESS(f"smoke checkout passed in {time.monotonic() - started:.1f}s"))
 
-    def _in_process_service(self, sandbox: subprocess.Popen[bytes], port: int) -> Service:
+    def _sandbox_start(self) -> SandboxProcess:
+        # The one dev-only path of apps/ to the sandbox, imported late: the production image has no
+        # devtools/ (nor stripe_sandbox/), and --base-url works without them.
+        try:
+            from devtools.sandbox import sandbox_start
+        except ImportError:
+            raise CommandError("--in-process needs the development tools (devtools/); use --base-url") from None
+        # Port 0: the sandbox binds a free port itself and reports it, so no other process can take it first.
+        return sandbox_start(port=0, data_dir=Path(mkdtemp(prefix="smoke-sandbox-")), retry_time_scale=0.001)
+
+    def _in_process_service(self, sandbox: SandboxProcess) -> Service:
         from apps.catalog.demo import demo_catalog_seed
         from apps.projects.demo import demo_seed
 
-        url = f"http://127.0.0.1:{port}"
-        sandbox_wait_healthy(url, sandbox)
-        self.stdout.write(f"ok   a private Stripe sandbox runs at {url}")
-        settings.STRIPE_API_HOST = url
-        settings.STRIPE_SECRET_KEY = SANDBOX_SECRET_KEY
+        self.stdout.write(f"ok   a private Stripe sandbox runs at {sandbox.base_url}")
+        settings.STRIPE_API_HOST = sandbox.base_url
+        settings.STRIPE_SECRET_KEY = sandbox.api_key
         seed = demo_seed(base_url="http://127.0.0.1:8000")
         demo_catalog_seed(project=seed.project)
         self.stdout.write(f"ok   the demo tenant and its catalog are seeded (project {seed.project.slug})")

@@ -1,4 +1,4 @@
-"""`make run`: the whole service in the foreground on embedded defaults.
+"""`make run`: the whole service in the foreground on embedded defaults (development only: devtools).
 
 Migrates and installs the beat schedule; without STRIPE_SECRET_KEY starts the offline Stripe sandbox;
 seeds the demo tenant (and, with the sandbox, its catalog and webhook endpoint); then runs gunicorn,
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.common.sandbox_launcher import SANDBOX_SECRET_KEY, sandbox_start, sandbox_wait_healthy
+from devtools.sandbox import sandbox_start
 
 STOP_GRACE_SECONDS = 10
 SETTLE_SECONDS = 3
@@ -85,11 +85,13 @@ class Command(BaseCommand):
         sandbox_port = int(os.environ.get("STRIPE_SANDBOX_PORT", "12111"))
         if not _port_free(host, sandbox_port):
             raise CommandError(f"port {sandbox_port} (the Stripe sandbox) is in use; set STRIPE_SANDBOX_PORT")
-        sandbox_url = f"http://{host}:{sandbox_port}"
-        children["stripe-sandbox"] = sandbox_start(port=sandbox_port, data_dir=Path(settings.VAR_DIR) / "sandbox")
-        sandbox_wait_healthy(sandbox_url, children["stripe-sandbox"])
-        self.stdout.write(f"No STRIPE_SECRET_KEY: using the offline Stripe sandbox at {sandbox_url}")
-        return {"STRIPE_API_HOST": sandbox_url, "STRIPE_SECRET_KEY": SANDBOX_SECRET_KEY}
+        data_dir = Path(settings.VAR_DIR) / "sandbox"
+        sandbox = sandbox_start(port=sandbox_port, data_dir=data_dir)
+        children["stripe-sandbox"] = sandbox.process
+        self.stdout.write(
+            f"No STRIPE_SECRET_KEY: using the offline Stripe sandbox at {sandbox.base_url} (log {sandbox.log_path})"
+        )
+        return {"STRIPE_API_HOST": sandbox.base_url, "STRIPE_SECRET_KEY": sandbox.api_key}
 
     def _webhook_help(self, base_url: str, secret_file: Path | None) -> list[str]:
         """Where the webhook signing secret is, and (with the sandbox) how to send the service a test event."""

@@ -1,25 +1,32 @@
-"""One factory per model of ours that the admin shows, so that tests open real change pages.
+"""factory-boy factories for the models tests build by hand, and one row of every model the admin shows.
 
-`ADMIN_ROW_FACTORIES` maps each registered model to the factory that makes a row of it; the page
-tests (test_every_admin_page.py) fail for a registered model that has neither a factory here nor an
-entry, with its reason, in `EXEMPT_FROM_ROWS`.
+Tests call `XFactory()` (or `.create(...)`/`.build(...)`) with only the fields the test is about; the
+rest are valid defaults, unique where the model needs it. Rows whose creation is the behaviour under
+test (a key hashed by `api_key_create`, a grant written by `grant_create`, a session by the checkout
+service) still go through the service.
+
+`ADMIN_ROW_FACTORIES` maps each registered admin model to what makes a row of it; the page tests
+(tests/admin/test_every_admin_page.py) fail for a registered model that has neither a factory here nor
+an entry, with its reason, in `EXEMPT_FROM_ROWS`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db.models import Model
 from django_celery_beat import models as beat
 from djstripe import models as djstripe_models
 from factory.declarations import LazyAttribute, SelfAttribute, Sequence, SubFactory
 from factory.django import DjangoModelFactory
 
-from apps.catalog.models import CatalogProduct, OptionGroup, PriceFeature
+from apps.catalog.models import CatalogProduct, CatalogSyncRun, CustomField, OptionGroup, PriceFeature
 from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
-from apps.entitlements.models import AuditLog, Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
+from apps.common.models import AuditLog, IdempotencyRecord
+from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import ApiKey, App, Project
 from apps.webhooks.models import ProcessorEvent, ReplayRun
 
@@ -72,6 +79,29 @@ class OptionGroupFactory(DjangoModelFactory[OptionGroup]):
 
     product = SubFactory(CatalogProductFactory)
     name = Sequence(lambda n: f"Size {n}")
+
+
+class CustomFieldFactory(DjangoModelFactory[CustomField]):
+    class Meta:
+        model = CustomField
+
+    product = SubFactory(CatalogProductFactory)
+    key = Sequence(lambda n: f"field-{n}")
+    label = Sequence(lambda n: f"Field {n}")
+    field_type = CustomField.FieldType.TEXT
+
+
+class CatalogSyncRunFactory(DjangoModelFactory[CatalogSyncRun]):
+    """A finished sync; `status=CatalogSyncRun.Status.RUNNING, finished_at=None` for one in flight."""
+
+    class Meta:
+        model = CatalogSyncRun
+
+    project = SubFactory(ProjectFactory)
+    requested_by = "cli:factory"
+    status = CatalogSyncRun.Status.SUCCEEDED
+    counts = {"products": 1, "prices": 1, "skipped": 0}
+    finished_at = NOW
 
 
 class PriceFeatureFactory(DjangoModelFactory[PriceFeature]):
@@ -224,6 +254,24 @@ class ReplayRunFactory(DjangoModelFactory[ReplayRun]):
     finished_at = NOW
 
 
+class IdempotencyRecordFactory(DjangoModelFactory[IdempotencyRecord]):
+    """A request still in progress (no status yet); give `status_code` and `response_body` for an answered one.
+
+    `project_id` is a plain integer column, so the project is a parameter: `project=tenant.project`.
+    """
+
+    class Meta:
+        model = IdempotencyRecord
+
+    class Params:
+        project = SubFactory(ProjectFactory)
+
+    project_id = SelfAttribute("project.pk")
+    key = Sequence(lambda n: f"idem-key-{n}")
+    method_path = "POST /api/v1/admin/grant"
+    request_hash = "0" * 64
+
+
 class GroupFactory(DjangoModelFactory[Group]):
     class Meta:
         model = Group
@@ -272,37 +320,87 @@ class PeriodicTaskFactory(DjangoModelFactory[beat.PeriodicTask]):
     interval = SubFactory(IntervalScheduleFactory)
 
 
-def _user() -> Model:
-    from django.contrib.auth import get_user_model
+class UserFactory(DjangoModelFactory[User]):
+    """A staff-less user; `SuperuserFactory` for the admin's support staff. Passwords are hashed."""
 
-    user: Model = get_user_model().objects.create_user("factory-user", "factory@example.invalid", "pw")
+    class Meta:
+        model = User
+
+    username = Sequence(lambda n: f"user-{n}")
+    email = LazyAttribute(lambda u: f"{u.username}@example.invalid")
+    password = "pw-for-tests"
+
+    @classmethod
+    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
+        # The manager's create_user hashes the password, as the login form expects.
+        return model_class.objects.create_user(*args, **kwargs)
+
+
+class SuperuserFactory(UserFactory):
+    username = Sequence(lambda n: f"support-{n}")
+
+    @classmethod
+    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
+        return model_class.objects.create_superuser(*args, **kwargs)
+
+
+def _user() -> Model:
+    user: Model = UserFactory.create(username="factory-user", email="factory@example.invalid", password="pw")
     return user
+
+
+class StripeProductFactory(DjangoModelFactory[djstripe_models.Product]):
+    """A dj-stripe product mirror; normally a Stripe sync writes it. Only `stripe_data` is read.
+
+    `stripe_name` is the product's name at Stripe (in `stripe_data`, where dj-stripe reads it).
+    """
+
+    class Meta:
+        model = djstripe_models.Product
+
+    class Params:
+        stripe_name = "Pro"
+
+    id = Sequence(lambda n: f"prod_factory{n}")
+    stripe_data = LazyAttribute(lambda p: {"id": p.id, "name": p.stripe_name})
+
+
+class StripePriceFactory(DjangoModelFactory[djstripe_models.Price]):
+    """A dj-stripe price mirror, monthly by default; `recurring=None` for a one-time price (no key)."""
+
+    class Meta:
+        model = djstripe_models.Price
+
+    class Params:
+        unit_amount = 1500
+        recurring: dict[str, Any] | None = {"interval": "month", "interval_count": 1}
+
+    id = Sequence(lambda n: f"price_stripe{n}")
+    product = SubFactory(StripeProductFactory)
+    active = True
+    stripe_data = LazyAttribute(
+        lambda p: (
+            {
+                "id": p.id,
+                "product": p.product.id,
+                "unit_amount": p.unit_amount,
+                "currency": "usd",
+                "active": p.active,
+            }
+            | ({"recurring": p.recurring} if p.recurring is not None else {})
+        )
+    )
 
 
 def _stripe_product() -> Model:
     # dj-stripe rows normally come from Stripe syncs; these two carry what its admin pages read.
-    product: Model = djstripe_models.Product.objects.create(
-        id="prod_factory", stripe_data={"id": "prod_factory", "name": "Pro"}
-    )
+    product: Model = StripeProductFactory.create(id="prod_factory")
     return product
 
 
 def _stripe_price() -> Model:
-    if not djstripe_models.Product.objects.filter(id="prod_factory").exists():
-        _stripe_product()
-    price: Model = djstripe_models.Price.objects.create(
-        id="price_factory",
-        product_id="prod_factory",
-        active=True,
-        stripe_data={
-            "id": "price_factory",
-            "product": "prod_factory",
-            "unit_amount": 1500,
-            "currency": "usd",
-            "active": True,
-            "recurring": {"interval": "month", "interval_count": 1},
-        },
-    )
+    product = djstripe_models.Product.objects.filter(id="prod_factory").first() or _stripe_product()
+    price: Model = StripePriceFactory.create(id="price_factory", product=product)
     return price
 
 
@@ -321,7 +419,7 @@ ADMIN_ROW_FACTORIES: dict[str, Callable[[], Model]] = {
     "entitlements.subscriptionrecord": SubscriptionRecordFactory.create,
     "entitlements.purchase": PurchaseFactory.create,
     "entitlements.revenueentry": RevenueEntryFactory.create,
-    "entitlements.auditlog": AuditLogFactory.create,
+    "common.auditlog": AuditLogFactory.create,
     "webhooks.processorevent": ProcessorEventFactory.create,
     "webhooks.replayrun": ReplayRunFactory.create,
     "auth.user": _user,
