@@ -148,3 +148,11 @@ def alice(db: None) -> Tenant:
 @pytest.fixture
 def bob(db: None) -> Tenant:
     return make_tenant("bravo")
+
+
+@pytest.fixture
+def labs(alice: Tenant) -> Tenant:
+    """alice's project with the feature code `labs` declared (the API guide's grant example)."""
+    alice.project.feature_codes = ["labs"]
+    alice.project.save(update_fields=["feature_codes"])
+    return alice

@@ -34,13 +34,6 @@ def no_error_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     assert errors == [], [r.getMessage() for r in errors]
 
 
-@pytest.fixture
-def labs(alice: Tenant) -> Tenant:
-    alice.project.feature_codes = ["labs"]
-    alice.project.save(update_fields=["feature_codes"])
-    return alice
-
-
 def grant_body(tenant: Tenant, **changes: Any) -> dict[str, Any]:
     return {
         "user_id": "u1",

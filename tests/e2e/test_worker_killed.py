@@ -25,6 +25,7 @@ from tests.conftest import Tenant, committed
 from tests.e2e.conftest import eventually
 from tests.entitlements.conftest import subscription_snapshot
 from tests.factories import PriceFeatureFactory, ProcessorEventFactory
+from tests.sandbox_objects import sandbox_subscription
 from tests.webhooks.conftest import SECRET, deliver, make_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.requires_postgres]
@@ -55,26 +56,9 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
     settings.STRIPE_WEBHOOK_SECRETS = [SECRET]
     PriceFeatureFactory.create(project=alice.project, stripe_price_id="price_pro", feature_code="pro")
     # A subscription at the sandbox, so that the worker's refetch has something to fetch.
-    customer = stripe_client.v1.customers.create(params={"metadata": {"project": "alpha", "user_id": "u-kill"}})
-    price = stripe_client.v1.prices.create(
-        params={
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "P"},
-        }
-    )
-    stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
-    sub = stripe_client.v1.subscriptions.create(
-        params={
-            "customer": customer.id,
-            "items": [{"price": price.id}],
-            "default_payment_method": "pm_card_visa",
-            "metadata": {"project": "alpha", "user_id": "u-kill"},
-        }
-    )
+    sub_id, _ = sandbox_subscription(stripe_client, user_id="u-kill")
     created = int(time.time()) - 60
-    snapshot = subscription_snapshot(sub.id, status="trialing", user_id="u-kill")
+    snapshot = subscription_snapshot(sub_id, status="trialing", user_id="u-kill")
     with committed():  # the first event of that second, processed here
         assert (
             deliver(
@@ -82,7 +66,7 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
             ).status_code
             == 200
         )
-    assert SubscriptionRecord.objects.get(stripe_subscription_id=sub.id).status == "trialing"
+    assert SubscriptionRecord.objects.get(stripe_subscription_id=sub_id).status == "trialing"
 
     # A second event of the same second: its processing refetches the subscription from Stripe,
     # which the sandbox now answers after 20 s, long enough to kill the worker in the middle.
@@ -100,7 +84,7 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
         status=ProcessorEvent.Status.RECEIVED,
         changes=[],
     )
-    stripe_sandbox.set_fault(f"/v1/subscriptions/{sub.id}", method="GET", delay_ms=20_000)
+    stripe_sandbox.set_fault(f"/v1/subscriptions/{sub_id}", method="GET", delay_ms=20_000)
 
     worker = _worker(stripe_sandbox)
     try:
@@ -116,7 +100,7 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
     killed = ProcessorEvent.objects.get(pk=row.pk)
     assert killed.status == "processing"
     assert (
-        SubscriptionRecord.objects.get(stripe_subscription_id=sub.id).last_event_id == "evt_kill_1"
+        SubscriptionRecord.objects.get(stripe_subscription_id=sub_id).last_event_id == "evt_kill_1"
     )  # nothing committed
 
     stripe_sandbox.clear_faults()
@@ -128,7 +112,7 @@ def test_a_worker_killed_mid_event_is_completed_by_the_sweeper_exactly_once(
     done = ProcessorEvent.objects.get(pk=row.pk)
     assert done.status == "processed"
     assert done.attempts == 2
-    record = SubscriptionRecord.objects.get(stripe_subscription_id=sub.id)
+    record = SubscriptionRecord.objects.get(stripe_subscription_id=sub_id)
     assert record.last_event_id == "evt_kill_2"
     assert record.status == "active"  # Stripe's current state, fetched on the retry
     with committed():

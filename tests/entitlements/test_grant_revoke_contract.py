@@ -15,13 +15,6 @@ from tests.conftest import Tenant, committed
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def labs(alice: Tenant) -> Tenant:
-    alice.project.feature_codes = ["labs"]
-    alice.project.save(update_fields=["feature_codes"])
-    return alice
-
-
 def grant_body(tenant: Tenant, **changes: Any) -> dict[str, Any]:
     return {
         "user_id": "user_42",

@@ -26,6 +26,7 @@ from stripe_sandbox.testing import SandboxProcess
 from tests.conftest import Tenant
 from tests.entitlements.conftest import subscription_snapshot
 from tests.factories import BillingCustomerFactory, PriceFeatureFactory, ProcessorEventFactory
+from tests.sandbox_objects import sandbox_subscription
 from tests.transaction_guard import StripeRequests, stripe_requests
 from tests.webhooks.conftest import make_event
 
@@ -50,30 +51,6 @@ def store(event: dict[str, Any]) -> ProcessorEvent:
         status=ProcessorEvent.Status.RECEIVED,
         changes=[],
     )
-
-
-def sandbox_subscription(stripe_client: Any, *, user_id: str) -> tuple[str, str]:
-    """(subscription id, price id) of an active subscription at the sandbox."""
-    metadata = {"project": "alpha", "user_id": user_id}
-    customer = stripe_client.v1.customers.create(params={"metadata": metadata})
-    price = stripe_client.v1.prices.create(
-        params={
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "P"},
-        }
-    )
-    stripe_client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
-    sub = stripe_client.v1.subscriptions.create(
-        params={
-            "customer": customer.id,
-            "items": [{"price": price.id}],
-            "default_payment_method": "pm_card_visa",
-            "metadata": metadata,
-        }
-    )
-    return sub.id, price.id
 
 
 def faults_fired(sandbox: SandboxProcess) -> int:
