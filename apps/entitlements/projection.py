@@ -8,14 +8,14 @@ need no job: the same windows answer `as_of` queries about the past and the futu
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import PriceFeature
+from apps.common.locks import advisory_xact_lock
 from apps.common.versioned_cache import VersionedCache
 from apps.entitlements.models import Entitlement, Grant, Purchase, SubscriptionRecord
 from apps.projects.models import Project
@@ -103,11 +103,7 @@ def _lock_user(project_id: int, user_id: str) -> None:
     change, and the later write would drop the earlier one's. With this lock the second computes
     after the first committed, and so sees both. (SQLite runs one writer at a time anyway.)
     """
-    if connection.vendor != "postgresql":
-        return
-    digest = hashlib.blake2b(f"entitlements:{project_id}:{user_id}".encode(), digest_size=8).digest()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+    advisory_xact_lock(f"entitlements:{project_id}:{user_id}")
 
 
 def entitlements_recompute(*, project: Project, user_id: str) -> list[Window]:

@@ -7,12 +7,12 @@ observably idempotent and a dry run can say what it would do. Callers recompute 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any, Literal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from apps.catalog.models import PriceFeature
+from apps.common.locks import advisory_xact_lock
 from apps.entitlements.models import Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import Project
 
@@ -184,11 +184,7 @@ def _lock_payment(key: str) -> None:
     deliveries of one charge's refunds would each append an increment. Whichever takes this lock
     second runs after the first committed, and sees its rows. (SQLite runs one writer at a time.)
     """
-    if connection.vendor != "postgresql":
-        return
-    digest = hashlib.blake2b(f"payment:{key}".encode(), digest_size=8).digest()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digest, "big", signed=True)])
+    advisory_xact_lock(f"payment:{key}")
 
 
 def _purchase_refund(purchase: Purchase, *, amount_refunded: int, refunded_at: dt.datetime) -> str | None:
