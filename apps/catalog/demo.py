@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.catalog.models import CatalogProduct, PriceFeature
-from apps.catalog.sync import catalog_product_upsert_from_stripe, price_upsert_from_stripe
+from apps.catalog.services import catalog_product_upsert_from_stripe, stripe_price_mirror
 from apps.common import stripe_gateway
 from apps.projects.models import Project
 
@@ -86,7 +86,7 @@ def demo_catalog_seed(*, project: Project) -> list[tuple[str, str, str]]:
         product = _ensure_stripe_product(project, product_spec)
         for price_spec in product_spec.prices:
             price = _ensure_stripe_price(project, product, price_spec)
-            price_upsert_from_stripe(project=project, data=price)
+            stripe_price_mirror(project=project, data=price)
             PriceFeature.objects.update_or_create(
                 project=project,
                 stripe_price_id=price["id"],

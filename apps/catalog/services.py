@@ -77,7 +77,9 @@ def _unique_slug(project: Project, wanted: str, stripe_product_id: str) -> str:
 _PRODUCT_FIELDS = ("name", "description", "active")
 
 
-@transaction.atomic
+# No savepoint when nested (inside event processing, like the other services apply calls); from the
+# catalog sync, outside any transaction, it is a short transaction of its own.
+@transaction.atomic(savepoint=False)
 def catalog_product_link_from_stripe(*, project: Project, data: dict[str, Any]) -> tuple[CatalogProduct, list[str]]:
     """Creates or updates the CatalogProduct of a Stripe product; (the product, changes). No Stripe call."""
     product = CatalogProduct.objects.select_for_update().filter(stripe_product_id=data["id"]).first()
@@ -106,10 +108,6 @@ def catalog_product_upsert_from_stripe(*, project: Project, data: dict[str, Any]
     stripe_product_mirror(project=project, data=data)
     product, _ = catalog_product_link_from_stripe(project=project, data=data)
     return product
-
-
-def price_upsert_from_stripe(*, project: Project, data: dict[str, Any]) -> None:
-    stripe_price_mirror(project=project, data=data)
 
 
 def catalog_product_deactivate(*, stripe_product_id: str) -> list[str]:

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.catalog.models import CatalogProduct
-from apps.catalog.services import catalog_product_upsert_from_stripe, price_upsert_from_stripe
+from apps.catalog.services import catalog_product_upsert_from_stripe, stripe_price_mirror
 from apps.common import stripe_gateway
 from apps.projects.models import Project
 
 # Re-exported: the demo catalog mirrors through the same two steps.
-__all__ = ["Progress", "SyncReport", "catalog_product_upsert_from_stripe", "catalog_sync", "price_upsert_from_stripe"]
 
 Progress = Callable[[str], None]
 
@@ -68,7 +67,7 @@ def catalog_sync(*, project: Project | None = None, progress: Progress | None = 
         owner = owners.get(str(data.get("product")))
         if owner is None:
             continue
-        price_upsert_from_stripe(project=owner, data=data)
+        stripe_price_mirror(project=owner, data=data)
         report.prices += 1
         if report.prices % 25 == 0:
             say(f"{report.prices} prices synced")

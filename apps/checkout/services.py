@@ -16,6 +16,7 @@ from apps.catalog.selectors import project_price
 from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
 from apps.common import stripe_gateway
 from apps.common.exceptions import Conflict, NotFound
+from apps.common.stripe_ids import stripe_id
 from apps.entitlements.models import SubscriptionRecord
 from apps.entitlements.services import purchase_record
 from apps.projects.models import Project
@@ -226,13 +227,6 @@ def billing_customer_link(*, project: Project, user_id: str, stripe_customer_id:
     return updated > 0
 
 
-def _stripe_id(value: Any) -> str:
-    """An expandable field: an id string, or the expanded object."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
 @dataclass(frozen=True)
 class CheckoutCompletion:
     changes: list[str]
@@ -252,13 +246,16 @@ def checkout_session_complete(
     changes: list[str] = []
     with transaction.atomic(savepoint=False):  # nested in event processing
         local = CheckoutSession.objects.select_for_update().filter(stripe_session_id=session["id"]).first()
-        intent_id = _stripe_id(session.get("payment_intent"))
+        intent_id = stripe_id(session.get("payment_intent"))
+        fields: dict[str, Any] = {}
         if local is not None and local.status != CheckoutSession.Status.COMPLETE:
-            CheckoutSession.objects.filter(pk=local.pk).update(status=CheckoutSession.Status.COMPLETE)
+            fields["status"] = CheckoutSession.Status.COMPLETE
             changes.append(f"checkout session {session['id']} complete")
         if local is not None and intent_id and not local.stripe_payment_intent_id:
-            CheckoutSession.objects.filter(pk=local.pk).update(stripe_payment_intent_id=intent_id)
-        customer_id = str(session.get("customer") or "")
+            fields["stripe_payment_intent_id"] = intent_id
+        if local is not None and fields:
+            CheckoutSession.objects.filter(pk=local.pk).update(**fields)
+        customer_id = stripe_id(session.get("customer"))
         if customer_id and billing_customer_link(project=project, user_id=user_id, stripe_customer_id=customer_id):
             changes.append(f"customer {customer_id} linked to {user_id}")
         if session.get("mode") != "payment" or session.get("payment_status") != "paid":
@@ -296,7 +293,7 @@ def _checkout_of_intent(project: Project, intent: dict[str, Any]) -> CheckoutSes
         found = sessions.filter(pk=int(local_id)).first()
         if found is not None:
             return found
-    intent_id = _stripe_id(intent.get("id"))
+    intent_id = stripe_id(intent.get("id"))
     return sessions.filter(stripe_payment_intent_id=intent_id).first() if intent_id else None
 
 
@@ -322,7 +319,7 @@ def checkout_payment_failure_record(
                 "last_payment_error_code": code,
                 "last_payment_error_message": message,
                 "payment_failed_at": failed_at,
-                "stripe_payment_intent_id": local.stripe_payment_intent_id or _stripe_id(intent.get("id")),
+                "stripe_payment_intent_id": local.stripe_payment_intent_id or stripe_id(intent.get("id")),
             }
             if any(getattr(local, name) != value for name, value in fields.items()):
                 CheckoutSession.objects.filter(pk=local.pk).update(**fields)

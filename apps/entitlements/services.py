@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from apps.catalog.models import PriceFeature
 from apps.common.locks import advisory_xact_lock
+from apps.common.stripe_ids import stripe_id
 from apps.entitlements.models import Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import Project
 
@@ -23,21 +24,14 @@ def _ts(value: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(int(value), tz=dt.UTC) if value else None
 
 
-def _id(value: Any) -> str:
-    """An expandable field: an id string, or the expanded object."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
 def _subscription_fields(data: Snapshot) -> dict[str, Any]:
     items = (data.get("items") or {}).get("data") or []
     starts = [item["current_period_start"] for item in items if item.get("current_period_start")]
     ends = [item["current_period_end"] for item in items if item.get("current_period_end")]
     return {
-        "stripe_customer_id": _id(data.get("customer")),
+        "stripe_customer_id": stripe_id(data.get("customer")),
         "status": str(data.get("status") or ""),
-        "price_ids": sorted({_id(item.get("price")) for item in items if item.get("price")}),
+        "price_ids": sorted({stripe_id(item.get("price")) for item in items if item.get("price")}),
         "current_period_start": _ts(min(starts)) if starts else None,
         "current_period_end": _ts(max(ends)) if ends else None,
         "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
@@ -283,8 +277,8 @@ def _invoice_payment_intent(invoice: Snapshot) -> str:
     for payment in (invoice.get("payments") or {}).get("data") or []:
         intent = (payment.get("payment") or {}).get("payment_intent")
         if intent:
-            return _id(intent)
-    return _id(invoice.get("payment_intent"))
+            return stripe_id(intent)
+    return stripe_id(invoice.get("payment_intent"))
 
 
 def invoice_purchases_record(*, project: Project, user_id: str, invoice: Snapshot, paid_at: dt.datetime) -> list[str]:
@@ -292,7 +286,7 @@ def invoice_purchases_record(*, project: Project, user_id: str, invoice: Snapsho
     changes: list[str] = []
     for line in (invoice.get("lines") or {}).get("data") or []:
         price = ((line.get("pricing") or {}).get("price_details") or {}).get("price") or line.get("price")
-        price_id = _id(price)
+        price_id = stripe_id(price)
         if not price_id:
             continue
         changes += purchase_record(

@@ -7,9 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from apps.common.stripe_ids import stripe_id
 from apps.entitlements import services
 from apps.entitlements.projection import entitlements_recompute
-from apps.webhooks.handlers.common import event_time, stripe_id, unrouted
+from apps.webhooks.handlers.common import event_time, unrouted
 from apps.webhooks.handlers.subscriptions import subscription_apply, subscription_retrieve
 from apps.webhooks.registry import Outcome, StripeEvent, handles_in_steps
 from apps.webhooks.routing import Route, route_object

@@ -4,9 +4,10 @@ failed attempt on its checkout session (apps/checkout). None of them asks Stripe
 from __future__ import annotations
 
 from apps.checkout.services import checkout_payment_failure_record
+from apps.common.stripe_ids import stripe_id
 from apps.entitlements import services
 from apps.entitlements.projection import entitlements_recompute
-from apps.webhooks.handlers.common import event_time, stripe_id, unrouted
+from apps.webhooks.handlers.common import event_time, unrouted
 from apps.webhooks.registry import Outcome, StripeEvent, handles
 from apps.webhooks.routing import route_object
 
