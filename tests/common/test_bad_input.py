@@ -7,6 +7,7 @@ webhook), JSON nested deeper than 100 levels, NUL bytes in the path, the query o
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from apps.catalog.models import CatalogProduct, PriceFeature
+from apps.common.errors import PayloadTooLarge
+from apps.common.parsers import BoundedJSONParser
 from apps.entitlements.models import Grant
 from tests.conftest import Tenant
 from tests.factories import CatalogProductFactory, PriceFeatureFactory
@@ -64,21 +67,24 @@ def test_a_body_over_the_limit_is_413_at_the_stripe_webhook_too(client: Client) 
         assert "exceeds the limit" in response.json()["detail"]
 
 
-def test_a_body_read_without_content_length_still_meets_the_limit(labs: Tenant, settings: Any) -> None:
-    # The parser bounds what it reads itself: a stream longer than its Content-Length says is cut
-    # there by Django, and a body over the limit is refused even when the middleware's check passed.
+def test_the_parser_bounds_what_it_reads_itself(settings: Any) -> None:
+    # The middleware answers 413 from Content-Length first; the parser is the backstop for a stream
+    # whose declared length it cannot trust, and reads one byte past the limit, never the whole body.
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 200
-    body = json.dumps(grant_body(labs, reason="x" * 300))
-    response = labs.client().post("/api/v1/admin/grant", data=body, content_type="application/json")
-    assert response.status_code == 413
+    stream = io.BytesIO(b'{"reason": "' + b"x" * 300 + b'"}')
+    with pytest.raises(PayloadTooLarge):
+        BoundedJSONParser().parse(stream)
+    assert stream.tell() == 201
 
 
-@pytest.mark.parametrize("length", ["twelve", "\u00b2"])  # "²" passes str.isdigit(), not int()
+# "²" passes str.isdigit(), not int(); 5000 digits pass both checks but exceed int()'s digit limit.
+@pytest.mark.parametrize("length", ["twelve", "\u00b2", "9" * 5000])
 def test_a_content_length_that_is_not_a_number_is_400(labs: Tenant, length: str) -> None:
     response = labs.client().post(
         "/api/v1/admin/grant", data="{}", content_type="application/json", CONTENT_LENGTH=length
     )
     assert response.status_code == 400
+    assert response.json() == {"detail": "The Content-Length header is not a number."}
 
 
 # --- deep nesting and non-standard JSON ---------------------------------------------------------
