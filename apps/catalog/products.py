@@ -13,7 +13,6 @@ from apps.catalog.configuration import COLLECTIONS, CONFIGURATION_PREFETCH, conf
 from apps.catalog.models import CatalogProduct
 from apps.catalog.selectors import PriceView, prices_by_product
 from apps.common.exceptions import NestedValidationError, validation_detail
-from apps.common.pagination import ListCursorPagination
 
 BASE_FIELDS: tuple[str, ...] = ("slug", "name", "description", "active", "unit_amount", "currency")
 DUPLICATE_SLUG = "A product with this slug already exists in this project."
@@ -29,11 +28,6 @@ def product_get(*, project_id: int, product_id: int) -> CatalogProduct | None:
 
 def product_get_by_slug(*, project_id: int, slug: str) -> CatalogProduct | None:
     return product_queryset(project_id=project_id).filter(slug=slug).first()
-
-
-def cursor_encode(after_id: int) -> str:
-    """The list's cursor continuing after product `after_id` (the one codec: apps/common/pagination.py)."""
-    return ListCursorPagination.cursor_after(str(after_id))
 
 
 def product_prices(*, project_id: int, products: list[CatalogProduct]) -> dict[str, list[PriceView]]:

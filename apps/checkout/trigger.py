@@ -47,7 +47,12 @@ def sandbox_url() -> str:
             "STRIPE_SECRET_KEY is set and STRIPE_API_HOST is not: this service talks to Stripe itself. "
             "stripe_trigger drives the offline sandbox only; against Stripe use the Stripe CLI (`stripe trigger`)."
         )
-    return f"http://127.0.0.1:{os.environ.get('STRIPE_SANDBOX_PORT', '12111')}"
+    return f"http://127.0.0.1:{sandbox_port()}"
+
+
+def sandbox_port() -> int:
+    """The port `make run` starts the sandbox on (STRIPE_SANDBOX_PORT, default 12111)."""
+    return int(os.environ.get("STRIPE_SANDBOX_PORT", "12111"))
 
 
 def webhook_secret_file() -> Path:

@@ -57,3 +57,28 @@ def json_loads_bounded(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise
     except ValueError as exc:
         raise JsonRejected(f"The body is not valid JSON: {exc}") from exc
+
+
+def unstorable_text(value: Any) -> str | None:
+    """What in parsed JSON PostgreSQL could never store: "nul", "surrogate", or None.
+
+    Its text and jsonb types refuse NUL characters and lone UTF-16 surrogates, both legal as JSON
+    escapes (`\\u0000`, `\\ud800`); reaching the database they are an error, not a clear 4xx.
+    Iterative, so a deep value costs no recursion.
+    """
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "nul"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "surrogate"
+    return None

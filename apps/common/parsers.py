@@ -16,25 +16,10 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from apps.common.errors import PayloadTooLarge, payload_too_large_detail
-from apps.common.json_limits import JsonRejected, json_loads_bounded
+from apps.common.json_limits import JsonRejected, json_loads_bounded, unstorable_text
 
 NUL_REFUSED = "NUL characters (\\u0000) are not accepted."
-
-
-def contains_nul(value: Any) -> bool:
-    """Whether a string, key or value anywhere in parsed JSON holds a NUL; iterative, so depth is free."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+SURROGATE_REFUSED = "Lone UTF-16 surrogate escapes (such as \\ud800) are not accepted."
 
 
 class BoundedJSONParser(JSONParser):
@@ -55,6 +40,9 @@ class BoundedJSONParser(JSONParser):
             raise ParseError(f"JSON parse error - the body is not {encoding}: {exc.reason}.") from None
         except JsonRejected as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
-        if contains_nul(data):
+        unstorable = unstorable_text(data)
+        if unstorable == "nul":
             raise ParseError(NUL_REFUSED)
+        if unstorable == "surrogate":
+            raise ParseError(SURROGATE_REFUSED)
         return data

@@ -50,6 +50,11 @@ class QueryTextField(serializers.CharField):
 
 
 @extend_schema_field({"type": "string", "format": "date-time"})
+def instant_text(value: dt.datetime) -> str:
+    """An instant as the API writes it: ISO 8601 in UTC with a `Z` (API.md's conventions)."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
 class InstantField(serializers.Field[dt.datetime, str, str, Any]):
     """An RFC 3339 instant with an offset (`2026-01-01T00:00:00Z`, `...+01:00`), converted to UTC."""
 
@@ -70,7 +75,7 @@ class InstantField(serializers.Field[dt.datetime, str, str, Any]):
         return instant
 
     def to_representation(self, value: dt.datetime) -> str:
-        return value.isoformat().replace("+00:00", "Z")
+        return instant_text(value)
 
 
 def validated_query(request: Request, serializer_class: type[serializers.Serializer[Any]]) -> dict[str, Any]:

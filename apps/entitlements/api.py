@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from apps.common.api import client_of, client_project, validated_input
 from apps.common.idempotency import idempotent
-from apps.common.query import InstantField, QueryTextField, text_param, validated_query
+from apps.common.query import InstantField, QueryTextField, instant_text, text_param, validated_query
 from apps.entitlements import grants, selectors
 from apps.projects.permissions import CLIENT_PERMISSIONS
 
@@ -119,7 +119,7 @@ class EntitlementCheckApi(APIView):
         active, valid_to = selectors.entitlement_check(
             project_id=client_of(request).project_id, user_id=user_id, feature_code=feature_code
         )
-        valid = valid_to.isoformat().replace("+00:00", "Z") if valid_to else None
+        valid = instant_text(valid_to) if valid_to else None
         # Built by hand: a serializer per call is measurable on this path.
         return Response({"feature_code": feature_code, "active": active, "valid_to": valid})
 

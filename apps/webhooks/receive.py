@@ -25,7 +25,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.common.json_limits import JsonRejected, json_loads_bounded
+from apps.common.json_limits import JsonRejected, json_loads_bounded, unstorable_text
 from apps.common.middleware import request_id_of
 from apps.webhooks import metrics
 from apps.webhooks.models import CREATED_STAMPED_NOTE, ProcessorEvent
@@ -52,29 +52,17 @@ class ParsedEvent:
     created_stamped: bool
 
 
-def _unstorable(value: Any) -> str | None:
-    """Why PostgreSQL could never store this value, or None.
+_UNSTORABLE = {
+    "nul": "The event contains a NUL character (\\u0000), which cannot be stored.",
+    "surrogate": "The event contains a lone UTF-16 surrogate escape, which cannot be stored.",
+}
 
-    Its text and jsonb types refuse NUL characters and lone UTF-16 surrogates (both legal as JSON
-    escapes). Such an event must get a 400, not a 503: Stripe would retry a 503 for three days.
-    Iterative, so a deep body costs no recursion (depth is bounded by the parser anyway).
-    """
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return "The event contains a NUL character (\\u0000), which cannot be stored."
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "The event contains a lone UTF-16 surrogate escape, which cannot be stored."
-    return None
+
+def _unstorable(value: Any) -> str | None:
+    """Why PostgreSQL could never store this event, or None. Such an event must get a 400, not a
+    503: Stripe would retry a 503 for three days."""
+    found = unstorable_text(value)
+    return _UNSTORABLE[found] if found else None
 
 
 def _event_of(body: bytes, *, received: float) -> ParsedEvent:

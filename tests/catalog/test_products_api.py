@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from apps.catalog.models import AddOn, CatalogProduct, OptionGroup
-from apps.catalog.products import cursor_encode
+from apps.common.pagination import ListCursorPagination
 from apps.projects.services import app_create
 from tests.catalog.test_product_configuration import configured, full_configuration, product_of, snapshot
 from tests.conftest import Tenant
@@ -68,7 +68,11 @@ def test_a_malformed_cursor_is_400(alice: Tenant, cursor: str) -> None:
 def test_a_cursor_from_another_projects_listing_shows_only_your_products(alice: Tenant, bob: Tenant) -> None:
     bobs = product_of(bob, "theirs")
     mine = product_of(alice, "mine")
-    results = alice.client().get(f"/api/v1/products?cursor={cursor_encode(bobs.pk - 1)}").json()["results"]
+    results = (
+        alice.client()
+        .get(f"/api/v1/products?cursor={ListCursorPagination.cursor_after(str(bobs.pk - 1))}")
+        .json()["results"]
+    )
     assert [p["id"] for p in results] == ([mine.pk] if mine.pk > bobs.pk else [])
 
 

@@ -160,6 +160,16 @@ def test_a_nul_in_a_body_string_is_400(labs: Tenant) -> None:
     assert not Grant.objects.exists()
 
 
+def test_a_lone_surrogate_in_a_body_string_is_400(labs: Tenant) -> None:
+    # Legal as a JSON escape, but not encodable as UTF-8: PostgreSQL could never store it.
+    body = json.dumps(grant_body(labs)).replace('"pilot"', '"pilot \\ud800"')
+    assert "\\ud800" in body
+    response = labs.client().post("/api/v1/admin/grant", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Lone UTF-16 surrogate escapes (such as \\ud800) are not accepted."}
+    assert not Grant.objects.exists()
+
+
 # --- a number where the schema says string -----------------------------------------------------------
 
 

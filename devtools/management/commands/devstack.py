@@ -20,6 +20,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.checkout.trigger import sandbox_port as stripe_sandbox_port
+from apps.checkout.trigger import webhook_secret_file
 from devtools.sandbox import sandbox_start
 
 STOP_GRACE_SECONDS = 10
@@ -68,7 +70,7 @@ class Command(BaseCommand):
             secret_file: Path | None = None
             if not settings.STRIPE_SECRET_KEY:
                 env.update(self._start_sandbox(host, children))
-                secret_file = Path(settings.VAR_DIR) / "sandbox" / "webhook-secret"
+                secret_file = webhook_secret_file()
                 seed_args += ["--catalog", "--webhook-secret-file", str(secret_file)]
             # A separate process: the Stripe settings chosen above apply from its start.
             subprocess.run([sys.executable, "manage.py", *seed_args], env=env, check=True)  # noqa: S603
@@ -82,7 +84,7 @@ class Command(BaseCommand):
             self._stop(children)
 
     def _start_sandbox(self, host: str, children: dict[str, subprocess.Popen[bytes]]) -> dict[str, str]:
-        sandbox_port = int(os.environ.get("STRIPE_SANDBOX_PORT", "12111"))
+        sandbox_port = stripe_sandbox_port()
         if not _port_free(host, sandbox_port):
             raise CommandError(f"port {sandbox_port} (the Stripe sandbox) is in use; set STRIPE_SANDBOX_PORT")
         data_dir = Path(settings.VAR_DIR) / "sandbox"
