@@ -68,10 +68,21 @@ def route_object(obj: dict[str, Any]) -> Route | None:
     return None
 
 
-def project_of(obj: dict[str, Any]) -> Project | None:
-    """For catalog objects, which have a project but no user."""
-    slug = _text(_metadata(obj).get("project"))
-    return project_get_by_slug(slug=slug) if slug else None
+def catalog_project(event_type: str, obj: dict[str, Any]) -> Project | None:
+    """The project a catalog object (product.*, price.*) belongs to; the one rule for receipt and handler.
+
+    A product: its linked CatalogProduct's project, else its `project` metadata. A price: its linked
+    product's project only (a price's own metadata does not assign it). At most two indexed reads.
+    """
+    if event_type.startswith("product."):
+        product_id = _text(obj.get("id"))
+        linked = catalog_product_owner(stripe_product_id=product_id) if product_id else None
+        if linked is not None:
+            return linked
+        slug = _text(_metadata(obj).get("project"))
+        return project_get_by_slug(slug=slug) if slug else None
+    product_id = _text(obj.get("product"))
+    return catalog_product_owner(stripe_product_id=product_id) if product_id else None
 
 
 def route_event(event_type: str, obj: dict[str, Any]) -> Route | None:
@@ -80,8 +91,6 @@ def route_event(event_type: str, obj: dict[str, Any]) -> Route | None:
     At most two indexed reads. Catalog events (product.*, price.*) have a project and no user.
     """
     if event_type.startswith(("product.", "price.")):
-        product_id = _text(obj.get("id")) if event_type.startswith("product.") else _text(obj.get("product"))
-        linked = catalog_product_owner(stripe_product_id=product_id) if product_id else None
-        project = linked if linked is not None else project_of(obj)
+        project = catalog_project(event_type, obj)
         return Route(project, "") if project is not None else None
     return route_object(obj)

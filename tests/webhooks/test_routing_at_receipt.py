@@ -136,3 +136,13 @@ def test_a_routed_delivery_stays_cheap(client: Client, alice: Tenant, django_ass
     # The insert and its savepoint, plus one read per routing key (project by slug; customer).
     with django_assert_max_num_queries(5):
         assert deliver(client, _intent("evt_cheap", id="pi_cheap")).status_code == 200
+
+
+def test_a_price_event_of_an_unlinked_product_is_stored_unrouted_despite_its_metadata(
+    client: Client, alice: Tenant
+) -> None:
+    # A price belongs to its linked product's project only, as its handler routes it.
+    price = {"id": "price_r", "object": "price", "product": "prod_unlinked", "metadata": {"project": "alpha"}}
+    assert deliver(client, make_event("evt_price", "price.updated", obj=price)).status_code == 200
+    row = ProcessorEvent.objects.get()
+    assert (row.project_id, row.user_id) == (None, "")

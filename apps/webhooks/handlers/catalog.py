@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from apps.catalog import services
-from apps.catalog.selectors import catalog_product_owner, stripe_price_data
+from apps.catalog.selectors import stripe_price_data
 from apps.common import stripe_gateway
 from apps.webhooks.handlers.common import unrouted
 from apps.webhooks.registry import Outcome, StripeEvent, handles_in_steps
-from apps.webhooks.routing import project_of
+from apps.webhooks.routing import catalog_project
 
 if TYPE_CHECKING:  # a type only
     from apps.projects.models import Project
@@ -31,7 +31,7 @@ class CatalogFetched:
 
 def _fetch_product(event: StripeEvent) -> CatalogFetched:
     product = event.data_object
-    project = catalog_product_owner(stripe_product_id=product["id"]) or project_of(product)
+    project = catalog_project(event.type, product)
     if project is None or event.type == "product.deleted":
         return CatalogFetched(project, None)
     current = stripe_gateway.object_retrieve(project_slug=project.slug, object_type="product", object_id=product["id"])
@@ -57,8 +57,7 @@ def product_changed(event: StripeEvent, fetched: CatalogFetched) -> Outcome:
 
 def _fetch_price(event: StripeEvent) -> CatalogFetched:
     price = event.data_object
-    product_id = str(price.get("product") or "")
-    project = catalog_product_owner(stripe_product_id=product_id) if product_id else None
+    project = catalog_project(event.type, price)
     if project is None:
         return CatalogFetched(None, None)
     current = stripe_gateway.object_retrieve(project_slug=project.slug, object_type="price", object_id=price["id"])
