@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.catalog.models import CatalogSyncRun
 from apps.catalog.sync import Progress, catalog_sync
 from apps.catalog.tasks import catalog_sync_run_task
-from apps.common.runs import run_fail
+from apps.common.runs import run_enqueue_on_commit, run_execute
 from apps.projects.models import Project
 
 log = structlog.get_logger("billing.catalog")
@@ -29,10 +29,7 @@ def catalog_sync_request(*, project: Project, requested_by: str = "") -> Catalog
     """Creates the run and hands it to a worker once it is committed (the API's path)."""
     with transaction.atomic():
         run = catalog_sync_start(project=project, requested_by=requested_by)
-        run_id = run.pk
-        # robust: a broker that is down must not turn a created run into a 5xx; the run stays
-        # `running` and the stale-run sweep marks it failed.
-        transaction.on_commit(lambda: catalog_sync_run_task.delay(run_id), robust=True)
+        run_enqueue_on_commit(catalog_sync_run_task, run.pk)
     log.info("catalog_sync_requested", run_id=run.pk, project_id=project.pk)
     return run
 
@@ -43,18 +40,18 @@ def catalog_sync_execute(*, run_id: int, progress: Progress | None = None) -> Ca
     A run already finished is left alone. If the sync raises (Stripe unavailable, a bug, the soft
     time limit), the run is marked failed with the error, and the exception goes on to the caller.
     """
-    run = CatalogSyncRun.objects.select_related("project").get(pk=run_id)
-    if run.status != CatalogSyncRun.Status.RUNNING:
-        log.warning("catalog_sync_not_running", run_id=run.pk, status=run.status)
+    # No transaction around the sync: it talks to Stripe page by page, and each upsert commits on
+    # its own, so that a long sync holds no locks.
+    run, report = run_execute(
+        CatalogSyncRun,
+        run_id,
+        lambda run: catalog_sync(project=run.project, progress=progress),
+        log_event="catalog_sync",
+        logger=log.bind(run_id=run_id),
+        select_related=("project",),
+    )
+    if report is None:  # the run had already finished
         return run
-    try:
-        # No transaction around the sync: it talks to Stripe page by page, and each upsert commits
-        # on its own, so that a long sync holds no locks.
-        report = catalog_sync(project=run.project, progress=progress)
-    except Exception as exc:
-        run_fail(CatalogSyncRun, run.pk, f"{type(exc).__name__}: {exc}")
-        log.exception("catalog_sync_failed", run_id=run.pk)
-        raise
     run.counts = {"products": report.products, "prices": report.prices, "skipped": len(report.skipped_products)}
     run.status = CatalogSyncRun.Status.SUCCEEDED
     run.error = ""

@@ -13,17 +13,37 @@ below names each one and the field its age is measured from. Models are named by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import structlog
 from django.apps import apps
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from celery import Task
 
 log = structlog.get_logger("billing.runs")
 
-RUNNING, FAILED = "running", "failed"
+
+class RunStatus(models.TextChoices):
+    """Every run model's `status` choices (each model's `Status` is this)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+RunT = TypeVar("RunT", bound=models.Model)
+ResultT = TypeVar("ResultT")
+
+
+class _HasStatus(Protocol):
+    status: str
+
 
 # (model label, the field holding when the run started)
 RUN_MODELS: tuple[tuple[str, str], ...] = (
@@ -38,10 +58,50 @@ def stale_after() -> timedelta:
 
 def run_fail(model: type[models.Model], run_id: int, error: str) -> bool:
     """Marks a still-running run failed with `error`; False if it had already finished."""
-    updated = model._default_manager.filter(pk=run_id, status=RUNNING).update(
-        status=FAILED, error=error[:4000], finished_at=timezone.now()
+    updated = model._default_manager.filter(pk=run_id, status=RunStatus.RUNNING).update(
+        status=RunStatus.FAILED, error=error[:4000], finished_at=timezone.now()
     )
     return bool(updated)
+
+
+def run_enqueue_on_commit(task: Task[[int], Any], run_id: int) -> None:
+    """Enqueues `task(run_id)` once the current transaction commits (the run row is then visible)."""
+    # robust: a broker that is down must not turn a created run into a 5xx; the run stays
+    # `running` and the stale-run sweep marks it failed.
+    transaction.on_commit(lambda: task.delay(run_id), robust=True)
+
+
+def run_execute(
+    model: type[RunT],
+    run_id: int,
+    work: Callable[[RunT], ResultT],
+    *,
+    log_event: str,
+    logger: Any,
+    failed_event: str | None = None,
+    select_related: tuple[str, ...] = (),
+) -> tuple[RunT, ResultT | None]:
+    """Loads the run and, if it is still `running`, does `work(run)`; returns the run and what work returned.
+
+    A run already finished is left alone: logged as `<log_event>_not_running` and returned with None.
+    If the work raises, the run is marked failed with the error, the exception is logged as
+    `failed_event` (`<log_event>_failed` by default) and goes on to the caller. `logger` is the
+    caller's, bound to the run's id under the caller's key.
+    """
+    rows = model._default_manager.all()
+    if select_related:
+        rows = rows.select_related(*select_related)
+    run = rows.get(pk=run_id)
+    status = cast(_HasStatus, run).status
+    if status != RunStatus.RUNNING:
+        logger.warning(f"{log_event}_not_running", status=status)
+        return run, None
+    try:
+        return run, work(run)
+    except Exception as exc:
+        run_fail(model, run.pk, f"{type(exc).__name__}: {exc}")
+        logger.exception(failed_event or f"{log_event}_failed")
+        raise
 
 
 def stale_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
@@ -56,11 +116,11 @@ def stale_runs_sweep(*, now: datetime | None = None) -> dict[str, int]:
     summary: dict[str, int] = {}
     for label, started_field in RUN_MODELS:
         model = apps.get_model(label)
-        stale = model._default_manager.filter(status=RUNNING, **{f"{started_field}__lt": now - threshold})
+        stale = model._default_manager.filter(status=RunStatus.RUNNING, **{f"{started_field}__lt": now - threshold})
         ids = list(stale.values_list("pk", flat=True))
         # One UPDATE guarded by the status: a run that finishes meanwhile keeps its own outcome.
-        swept = model._default_manager.filter(pk__in=ids, status=RUNNING).update(
-            status=FAILED, error=error, finished_at=now
+        swept = model._default_manager.filter(pk__in=ids, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, error=error, finished_at=now
         )
         summary[label] = swept
         if swept:

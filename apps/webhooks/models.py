@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.runs import RunStatus
 from apps.projects.models import Project
 
 # On the row of an event that arrived without `created` (see ProcessorEvent.created_stamped).
@@ -71,10 +72,7 @@ class ProcessorEvent(models.Model):
 
 
 class ReplayRun(models.Model):
-    class Status(models.TextChoices):
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    Status = RunStatus
 
     # Null: an operator's replay across all projects (command line, admin).
     project = models.ForeignKey(Project, on_delete=models.PROTECT, null=True, blank=True, related_name="replay_runs")

@@ -21,7 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.common.audit import audit_record
-from apps.common.runs import run_fail
+from apps.common.runs import run_enqueue_on_commit, run_execute
 from apps.webhooks.models import ProcessorEvent, ReplayRun
 from apps.webhooks.processing import event_process
 from apps.webhooks.tasks import replay_run_task
@@ -168,10 +168,7 @@ def replay_request(
             dry_run=dry_run,
             reason=reason,
         )
-        run_id = run.pk
-        # robust: a broker that is down must not turn a created run into a 5xx; the run stays
-        # `running` and the stale-run sweep marks it failed.
-        transaction.on_commit(lambda: replay_run_task.delay(run_id), robust=True)
+        run_enqueue_on_commit(replay_run_task, run.pk)
     log.info("webhook_replay_requested", replay_id=run.pk, dry_run=dry_run, project_id=project_id)
     return run
 
@@ -181,16 +178,15 @@ def replay_execute(*, replay_id: int, on_result: Callable[[ReplayResult], None] 
 
     If this raises (a bug, the soft time limit), the run is marked failed with the error first.
     """
-    run = ReplayRun.objects.get(pk=replay_id)
-    if run.status != ReplayRun.Status.RUNNING:
-        log.warning("webhook_replay_not_running", replay_id=run.pk, status=run.status)
-        return run
-    try:
-        return _replay_execute(run, on_result=on_result)
-    except Exception as exc:
-        run_fail(ReplayRun, run.pk, f"{type(exc).__name__}: {exc}")
-        log.exception("webhook_replay_crashed", replay_id=run.pk)
-        raise
+    run, _ = run_execute(
+        ReplayRun,
+        replay_id,
+        lambda run: _replay_execute(run, on_result=on_result),
+        log_event="webhook_replay",
+        failed_event="webhook_replay_crashed",
+        logger=log.bind(replay_id=replay_id),
+    )
+    return run
 
 
 def _replay_execute(run: ReplayRun, *, on_result: Callable[[ReplayResult], None] | None) -> ReplayRun:

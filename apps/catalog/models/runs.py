@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from django.db import models
 
+from apps.common.runs import RunStatus
 from apps.projects.models import Project
 
 
 class CatalogSyncRun(models.Model):
-    class Status(models.TextChoices):
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+    Status = RunStatus
 
     # Null: a sync of every project's products (the sync_catalog command without --project).
     project = models.ForeignKey(
