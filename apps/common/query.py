@@ -49,12 +49,12 @@ class QueryTextField(serializers.CharField):
         super().__init__(max_length=max_length, min_length=1, trim_whitespace=False, error_messages=errors, **kwargs)
 
 
-@extend_schema_field({"type": "string", "format": "date-time"})
 def instant_text(value: dt.datetime) -> str:
     """An instant as the API writes it: ISO 8601 in UTC with a `Z` (API.md's conventions)."""
     return value.isoformat().replace("+00:00", "Z")
 
 
+@extend_schema_field({"type": "string", "format": "date-time"})
 class InstantField(serializers.Field[dt.datetime, str, str, Any]):
     """An RFC 3339 instant with an offset (`2026-01-01T00:00:00Z`, `...+01:00`), converted to UTC."""
 
