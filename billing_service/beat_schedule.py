@@ -1,16 +1,49 @@
-"""The one place that declares what Celery beat runs.
+"""The one place that declares what Celery beat runs, and how each job is retried and timed out.
 
 `manage.py install_beat_schedule` writes these rows into django-celery-beat's tables (it runs in
 `make run` and in the container entrypoint). After that the admin owns them: an operator may change
 an interval or disable a task, and a later install leaves those edits alone unless --reset is given.
 Issues that add periodic work (session sweeps, ledger sweeps, reconciliation) add entries here.
 Every entry can also be run by hand with a management command: sweep_ledger, purge_idempotency,
-sweep_stale_runs (the heartbeat has none: it proves that beat and a worker are alive).
+sweep_stale_runs, purge_job_runs (the heartbeat has none: it proves that beat and a worker are alive),
+or from the admin's "run now" action, which goes through the same lock as beat.
+
+Each entry's `policy` is installed into JobPolicy rows the same way: the admin may change it without
+a deploy, and a later install keeps the edit unless --reset. Every task named here is declared with
+apps.common.jobs.periodic_job, which applies the policy (retries with backoff and jitter, a run
+timeout), runs each scheduled tick once, and records a JobRun row per start.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class JobPolicySpec:
+    """How a job is retried and how long one attempt may run.
+
+    The delay before attempt n+1 is min(base * multiplier**(n-1), max) plus a uniform jitter in
+    [0, jitter]; after `max_attempts` attempts the job is recorded failed until its next tick.
+    """
+
+    max_attempts: int = 3
+    base_backoff_seconds: int = 30
+    backoff_multiplier: Decimal = Decimal("2")
+    max_backoff_seconds: int = 600
+    jitter_seconds: int = 10
+    timeout_seconds: int = 240
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.backoff_multiplier < 1:
+            raise ValueError("backoff_multiplier must be at least 1")
+        if self.max_backoff_seconds < self.base_backoff_seconds:
+            raise ValueError("max_backoff_seconds must be at least base_backoff_seconds")
+        if self.timeout_seconds < 1:
+            raise ValueError("timeout_seconds must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -20,6 +53,7 @@ class ScheduledTask:
     description: str
     every_seconds: int | None = None
     crontab: str | None = None  # "minute hour day_of_month month_of_year day_of_week", UTC
+    policy: JobPolicySpec = field(default_factory=JobPolicySpec)
 
     def __post_init__(self) -> None:
         if (self.every_seconds is None) == (self.crontab is None):
@@ -32,6 +66,8 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         task="common.scheduler_heartbeat",
         description="Proves beat and a worker are alive; exported as billing_worker_heartbeat_timestamp_seconds.",
         every_seconds=60,
+        # Retrying a missed heartbeat proves nothing: the next tick is the retry.
+        policy=JobPolicySpec(max_attempts=1, timeout_seconds=30),
     ),
     ScheduledTask(
         name="purge-idempotency-records",
@@ -44,6 +80,8 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         task="webhooks.sweep_ledger",
         description="Re-enqueues Stripe events stuck in the ledger (lost message, killed worker, failed retries).",
         every_seconds=60,
+        # A minute-long interval: retries must land before the next tick to be worth anything.
+        policy=JobPolicySpec(max_attempts=2, base_backoff_seconds=10, max_backoff_seconds=20, jitter_seconds=5),
     ),
     ScheduledTask(
         name="sweep-stale-runs",
@@ -54,4 +92,26 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         ),
         every_seconds=300,
     ),
+    ScheduledTask(
+        name="purge-job-runs",
+        task="common.purge_job_runs",
+        description="Deletes periodic job run rows older than JOB_RUN_RETENTION_DAYS.",
+        crontab="41 3 * * *",
+    ),
 )
+
+
+def scheduled_task(name: str) -> ScheduledTask:
+    """The declared entry called `name` (KeyError when none is)."""
+    for entry in BEAT_SCHEDULE:
+        if entry.name == name:
+            return entry
+    raise KeyError(name)
+
+
+def scheduled_task_for(task: str) -> ScheduledTask:
+    """The declared entry whose Celery task is `task` (KeyError when none is)."""
+    for entry in BEAT_SCHEDULE:
+        if entry.task == task:
+            return entry
+    raise KeyError(task)

@@ -371,3 +371,5 @@ if WEBHOOK_SWEEP_PROCESSING_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
 RUN_STALE_AFTER_SECONDS = env_int("RUN_STALE_AFTER_SECONDS", 900, minimum=60)
 if RUN_STALE_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured("RUN_STALE_AFTER_SECONDS must exceed CELERY_TASK_TIME_LIMIT")
+# Periodic job run rows (apps/common/jobs) older than this are deleted by the purge-job-runs job.
+JOB_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30, minimum=1)

@@ -25,7 +25,7 @@ from factory.django import DjangoModelFactory
 
 from apps.catalog.models import CatalogProduct, CatalogSyncRun, CustomField, OptionGroup, PriceFeature
 from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
-from apps.common.models import AuditLog, IdempotencyRecord
+from apps.common.models import AuditLog, IdempotencyRecord, JobPolicy, JobRun
 from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import ApiKey, App, Project
 from apps.webhooks.models import ProcessorEvent, ReplayRun
@@ -446,3 +446,27 @@ def make_admin_rows() -> dict[str, Model]:
     for label, make in ADMIN_ROW_FACTORIES.items():
         rows[label] = make()
     return rows
+
+
+class JobPolicyFactory(DjangoModelFactory[JobPolicy]):
+    """The declared defaults of a job named after the first beat_schedule entry unless given."""
+
+    class Meta:
+        model = JobPolicy
+        django_get_or_create = ("job",)
+
+    job = "scheduler-heartbeat"
+
+
+class JobRunFactory(DjangoModelFactory[JobRun]):
+    """A finished scheduled run of the heartbeat job; give `outcome="running"` for one still going."""
+
+    class Meta:
+        model = JobRun
+
+    job = "scheduler-heartbeat"
+    trigger = JobRun.Trigger.SCHEDULED
+    attempt = 1
+    outcome = JobRun.Outcome.SUCCEEDED
+    started_at = LazyAttribute(lambda _: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    finished_at = LazyAttribute(lambda run: None if run.outcome == "running" else run.started_at)

@@ -1,4 +1,4 @@
-"""Installs billing_service.beat_schedule into django-celery-beat's tables."""
+"""Installs billing_service.beat_schedule into django-celery-beat's tables and the job policies."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from apps.common.models import JobPolicy
 from billing_service.beat_schedule import BEAT_SCHEDULE, ScheduledTask
 
 
@@ -34,10 +35,31 @@ def _schedule_fields(entry: ScheduledTask) -> dict[str, object]:
     return {"interval": None, "crontab": crontab}
 
 
+def _policy_fields(entry: ScheduledTask) -> dict[str, object]:
+    policy = entry.policy
+    return {
+        "max_attempts": policy.max_attempts,
+        "base_backoff_seconds": policy.base_backoff_seconds,
+        "backoff_multiplier": policy.backoff_multiplier,
+        "max_backoff_seconds": policy.max_backoff_seconds,
+        "jitter_seconds": policy.jitter_seconds,
+        "timeout_seconds": policy.timeout_seconds,
+    }
+
+
+def _policy_install(entry: ScheduledTask, *, reset: bool) -> None:
+    """The declared policy, unless an operator's row exists and no --reset was given."""
+    if reset:
+        JobPolicy.objects.update_or_create(job=entry.name, defaults=_policy_fields(entry))
+    else:
+        JobPolicy.objects.get_or_create(job=entry.name, defaults=_policy_fields(entry))
+
+
 @transaction.atomic
 def beat_schedule_install(*, reset: bool = False) -> InstallReport:
     report = InstallReport()
     for entry in BEAT_SCHEDULE:
+        _policy_install(entry, reset=reset)
         existing = PeriodicTask.objects.select_for_update().filter(name=entry.name).first()
         if existing is not None and not reset:
             report.kept.append(entry.name)

@@ -1,26 +1,34 @@
+"""Thin periodic tasks: each calls one service. apps.common.jobs.task.periodic_job does the rest."""
+
 from __future__ import annotations
 
-from celery import shared_task
-from django.utils import timezone
-
-from apps.common.models import Heartbeat
+from apps.common.jobs.task import periodic_job
 
 
-@shared_task(name="common.scheduler_heartbeat")
-def scheduler_heartbeat() -> None:
+@periodic_job("common.scheduler_heartbeat")
+def scheduler_heartbeat() -> dict[str, int]:
     """Beat sends this; the worker running it proves both are alive."""
-    Heartbeat.objects.update_or_create(name="worker", defaults={"last_seen_at": timezone.now()})
+    from apps.common.heartbeat import heartbeat_record
+
+    return {"beats": heartbeat_record()}
 
 
-@shared_task(name="common.purge_idempotency_records")
-def purge_idempotency_records() -> int:
+@periodic_job("common.purge_idempotency_records")
+def purge_idempotency_records() -> dict[str, int]:
     from apps.common.idempotency import idempotency_records_purge
 
-    return idempotency_records_purge()
+    return {"deleted": idempotency_records_purge()}
 
 
-@shared_task(name="common.sweep_stale_runs")
+@periodic_job("common.sweep_stale_runs")
 def sweep_stale_runs() -> dict[str, int]:
     from apps.common.runs import stale_runs_sweep
 
     return stale_runs_sweep()
+
+
+@periodic_job("common.purge_job_runs")
+def purge_job_runs() -> dict[str, int]:
+    from apps.common.jobs.purge import job_runs_purge
+
+    return {"deleted": job_runs_purge()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from apps.common.jobs.task import periodic_job
+
 
 @shared_task(
     name="webhooks.process_event",
@@ -24,7 +26,7 @@ def process_event(ledger_id: int) -> str | None:
     return outcome.status if outcome is not None else None
 
 
-@shared_task(name="webhooks.sweep_ledger")
+@periodic_job("webhooks.sweep_ledger")
 def sweep_ledger() -> dict[str, int]:
     from apps.webhooks.sweeper import ledger_sweep
 

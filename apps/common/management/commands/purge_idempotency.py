@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.common.idempotency import RETENTION, idempotency_records_purge
+from apps.common.idempotency import RETENTION
+from apps.common.jobs.command import job_run_from_command
 
 
 class Command(BaseCommand):
@@ -15,5 +16,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(f"purging Idempotency-Key records older than {RETENTION} ...")
-        deleted = idempotency_records_purge()
+        deleted = job_run_from_command("purge-idempotency-records", "purge_idempotency")["deleted"]
         self.stdout.write(self.style.SUCCESS(f"idempotency purge: {deleted} records deleted"))

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.common.runs import stale_after, stale_runs_sweep
+from apps.common.jobs.command import job_run_from_command
+from apps.common.runs import stale_after
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(f"failing runs still running after {int(stale_after().total_seconds())} s ...")
-        summary = stale_runs_sweep()
+        summary = job_run_from_command("sweep-stale-runs", "sweep_stale_runs")
         for label, count in summary.items():
             self.stdout.write(f"  {label}: {count} marked failed")
         self.stdout.write(self.style.SUCCESS(f"stale-run sweep: {sum(summary.values())} runs marked failed"))

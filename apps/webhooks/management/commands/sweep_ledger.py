@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.webhooks.sweeper import ledger_sweep
+from apps.common.jobs.command import job_run_from_command
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write("sweeping the webhook ledger ...")
-        summary = ledger_sweep()
+        summary = job_run_from_command("sweep-webhook-ledger", "sweep_ledger")
         for status, count in summary.items():
             self.stdout.write(f"  {status}: {count} re-enqueued")
         self.stdout.write(self.style.SUCCESS(f"ledger sweep: {sum(summary.values())} events re-enqueued"))
