@@ -248,8 +248,8 @@ def checkout_session_complete(
         local = CheckoutSession.objects.select_for_update().filter(stripe_session_id=session["id"]).first()
         intent_id = stripe_id(session.get("payment_intent"))
         fields: dict[str, Any] = {}
-        if local is not None and local.status != CheckoutSession.Status.COMPLETE:
-            fields["status"] = CheckoutSession.Status.COMPLETE
+        if local is not None and local.status != CheckoutSession.Status.COMPLETED:
+            fields["status"] = CheckoutSession.Status.COMPLETED
             changes.append(f"checkout session {session['id']} complete")
         if local is not None and intent_id and not local.stripe_payment_intent_id:
             fields["stripe_payment_intent_id"] = intent_id

@@ -181,7 +181,7 @@ def test_a_failure_delivered_after_the_payment_revokes_nothing(client: Client, a
         deliver(client, completed)
         deliver(client, _failed("evt_declined_first", created=T0 + 20))
     session.refresh_from_db()
-    assert session.status == "complete"
+    assert session.status == "completed"
     assert session.last_payment_error_code == "insufficient_funds"  # recorded, for support
     purchase = Purchase.objects.get()
     assert (purchase.status, purchase.amount_refunded) == ("paid", 0)

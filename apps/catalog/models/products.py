@@ -30,6 +30,12 @@ class CatalogProduct(models.Model):
     # The base price of the configured product in minor units (invoices add option and add-on deltas).
     unit_amount = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(99_999_999)])
     currency = models.CharField(max_length=3, blank=True, validators=[validate_currency])
+    # What a paid invoice line of this product entitles to (empty: nothing), and for how long
+    # (null: for life), as a purchase. Set through the products API and the admin.
+    feature_code = models.CharField(max_length=64, blank=True, validators=[validate_feature_code])
+    purchase_duration_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(36500)]
+    )
     # A Stripe product belongs to at most one project; null for a product that exists only here.
     stripe_product_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
