@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/v1/", include("apps.projects.urls")),
     path("api/v1/", include("apps.catalog.urls")),
     path("api/v1/", include("apps.checkout.urls")),
+    path("api/v1/", include("apps.checkout.invoices.urls")),
+    path("api/v1/", include("apps.checkout.hosted.urls")),
     path("api/v1/", include("apps.webhooks.urls")),
     path("api/v1/", include("apps.entitlements.urls")),
     path("admin/", admin.site.urls),

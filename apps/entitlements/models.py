@@ -58,6 +58,10 @@ class Purchase(models.Model):
     feature_code = models.CharField(max_length=64, blank=True)
     stripe_checkout_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     stripe_invoice_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # A paid line of one of our own invoices (apps/checkout): one purchase per line with a feature code.
+    invoice_line = models.OneToOneField(
+        "checkout.InvoiceLine", on_delete=models.PROTECT, null=True, blank=True, related_name="purchase"
+    )
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     amount = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)

@@ -1,0 +1,1 @@
+"""Hosted Checkout sessions of invoices: create, regenerate, complete, expire; the sessions API."""
