@@ -102,20 +102,30 @@ def periodic_job(task_name: str) -> Callable[[Callable[[], Any]], Any]:
     return decorate
 
 
-def job_run_now(job: str, *, requested_by: str) -> str:
-    """Sends `job` to a worker as a manual start (through the same lock as beat); its task id."""
+def _registered_task(job: str) -> PeriodicJobTask:
+    """`job`'s task in this process's registry.
+
+    Celery imports the apps' tasks modules when a worker starts; a web process or a management
+    command knows only the tasks some other import pulled in, so those modules are imported here.
+    """
     from billing_service.celery import app
 
-    task = app.tasks[scheduled_task(job).task]
+    name = scheduled_task(job).task
+    if name not in app.tasks:
+        app.loader.import_default_modules()
+    task = app.tasks[name]
+    assert isinstance(task, PeriodicJobTask), name
+    return task
+
+
+def job_run_now(job: str, *, requested_by: str) -> str:
+    """Sends `job` to a worker as a manual start (through the same lock as beat); its task id."""
+    task = _registered_task(job)
     sent = task.apply_async(kwargs={"trigger": Trigger.MANUAL, "requested_by": requested_by})
     return str(sent.id)
 
 
 def job_run_inline(job: str, *, requested_by: str) -> JobResult:
     """Runs `job` in this process as a manual start (management commands); a retry is not enqueued."""
-    from billing_service.celery import app
-
-    task = app.tasks[scheduled_task(job).task]
-    assert isinstance(task, PeriodicJobTask)
-    body = task.job_body
+    body = _registered_task(job).job_body
     return job_execute(JobStart(job=job, trigger=Trigger.MANUAL, requested_by=requested_by), body)
