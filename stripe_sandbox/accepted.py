@@ -262,6 +262,8 @@ ACCEPTED: dict[tuple[str, str], tuple[str, ...]] = {
         "client_reference_id",
         *META,
         "expires_at",
+        "after_expiration[recovery][enabled]",
+        "after_expiration[recovery][allow_promotion_codes]",
         "locale",
         "ui_mode",
         *_prefixed("subscription_data", [*META, "trial_period_days", "description"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import billing, context
+from . import billing, checkout_lifecycle, context
 from .sandbox import Sandbox
 from .store import JsonObject
 
@@ -22,7 +22,7 @@ def _pending_actions(sb: Sandbox, until: int) -> list[Action]:
             actions.append((attempt_at, 3, _bind(billing.retry_invoice, sb, invoice)))
     for session in store.newest_first("checkout.session"):
         if session["status"] == "open":
-            actions.append((session["expires_at"], 4, _bind(expire_checkout_session, sb, session)))
+            actions.append((session["expires_at"], 4, _expiry(sb, session)))
     return [action for action in actions if action[0] <= until]
 
 
@@ -61,9 +61,12 @@ def _period_boundary(sb: Sandbox, sub: JsonObject, at: int) -> None:
     billing.start_new_period(sb, sub, at, "subscription_cycle")
 
 
-def expire_checkout_session(sb: Sandbox, session: JsonObject) -> None:
-    sb.update(session, {"status": "expired", "url": None})
-    sb.emit("checkout.session.expired", session)
+def _expiry(sb: Sandbox, session: JsonObject) -> Callable[[], None]:
+    # At its own expires_at, not "now": the recovery URL's 30 days count from there.
+    def run() -> None:
+        checkout_lifecycle.expire(sb, session, session["expires_at"])
+
+    return run
 
 
 def advance_to(sb: Sandbox, target: int) -> int:

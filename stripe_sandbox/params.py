@@ -55,49 +55,63 @@ def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return result
 
 
-def get_str(params: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+# ``param``: the full form key an error names when ``params`` is a nested object
+# (``line_items[0][price_data]``'s ``currency`` is ``line_items[0][price_data][currency]``).
+
+
+def get_str(params: dict[str, Any], name: str, *, required: bool = False, param: str | None = None) -> str | None:
     from .errors import missing_param
 
+    param = param or name
     value = params.get(name)
     if value is None or value == "":
         if required:
-            raise missing_param(name)
+            raise missing_param(param)
         return None
     if not isinstance(value, str):
-        raise invalid(f"Invalid string: {name}", name)
+        raise invalid(f"Invalid string: {param}", param)
     return value
 
 
-def get_int(params: dict[str, Any], name: str, *, required: bool = False, minimum: int | None = None) -> int | None:
-    raw = get_str(params, name, required=required)
+def get_int(
+    params: dict[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    minimum: int | None = None,
+    param: str | None = None,
+) -> int | None:
+    param = param or name
+    raw = get_str(params, name, required=required, param=param)
     if raw is None:
         return None
     try:
         value = int(raw)
     except ValueError:
-        raise invalid(f"Invalid integer: {raw}", name, code="parameter_invalid_integer") from None
+        raise invalid(f"Invalid integer: {raw}", param, code="parameter_invalid_integer") from None
     if minimum is not None and value < minimum:
-        raise invalid(f"Invalid {name}: must be at least {minimum}", name)
+        raise invalid(f"Invalid {name}: must be at least {minimum}", param)
     return value
 
 
-def get_bool(params: dict[str, Any], name: str) -> bool | None:
-    raw = get_str(params, name)
+def get_bool(params: dict[str, Any], name: str, *, param: str | None = None) -> bool | None:
+    param = param or name
+    raw = get_str(params, name, param=param)
     if raw is None:
         return None
     if raw not in ("true", "false"):
-        raise invalid(f"Invalid boolean: {raw}", name)
+        raise invalid(f"Invalid boolean: {raw}", param)
     return raw == "true"
 
 
-def get_dict(params: dict[str, Any], name: str) -> dict[str, Any]:
+def get_dict(params: dict[str, Any], name: str, *, param: str | None = None) -> dict[str, Any]:
     value = params.get(name)
     if value is None or value == "":
         return {}
     if isinstance(value, list):
         return {str(i): v for i, v in enumerate(value)}
     if not isinstance(value, dict):
-        raise invalid(f"Invalid object: {name}", name)
+        raise invalid(f"Invalid object: {param or name}", param or name)
     return value
 
 

@@ -1,9 +1,11 @@
-"""The hosted checkout page: ``GET /checkout/{id}``, ``POST .../pay``, ``POST .../cancel``."""
+"""The hosted checkout page: ``GET /checkout/{id}``, ``POST .../pay``, ``POST .../cancel``; and a
+recovery URL, ``GET /checkout/recover/{token}``, which opens a copy of an expired session."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from .. import checkout_lifecycle as lifecycle
 from ..cards import CHECKOUT_CHOICES
 from ..checkout_flow import complete
 from ..control import SANDBOX
@@ -15,7 +17,12 @@ routes = web.RouteTableDef()
 
 
 def _session(request: web.Request) -> JsonObject | None:
-    return request.app[SANDBOX].store.get(request.match_info["id"], "checkout.session")
+    """The session, expired first if its ``expires_at`` has passed: no one pays a session late."""
+    sb = request.app[SANDBOX]
+    session = sb.store.get(request.match_info["id"], "checkout.session")
+    if session is not None and lifecycle.expire_if_due(sb, session):
+        sb.persist_soon()
+    return session
 
 
 def _render(request: web.Request, session: JsonObject, error: str | None = None, status: int = 200) -> web.Response:
@@ -88,3 +95,16 @@ async def cancel(request: web.Request) -> web.Response:
         return page("Checkout", "<p>Checkout cancelled. This session has no cancel_url.</p>")
     # Stripe leaves the session open when the customer goes back; it expires later.
     raise web.HTTPSeeOther(session["cancel_url"].replace("{CHECKOUT_SESSION_ID}", session["id"]))
+
+
+@routes.get("/checkout/recover/{token}")
+async def recover(request: web.Request) -> web.Response:
+    """Stripe's recovery URL: a new session copying the expired one (``recovered_from`` set), then its page."""
+    sb = request.app[SANDBOX]
+    try:
+        session = lifecycle.recover(sb, request.match_info["token"])
+    except lifecycle.RecoveryRefused as exc:
+        sb.persist_soon()
+        return page("Checkout", f"<p>{escape(exc.message)}</p>", exc.status)
+    sb.persist_soon()
+    raise web.HTTPFound(session["url"])

@@ -13,6 +13,31 @@ from ..shapes import catalog as shapes
 from ..shapes.customers import deleted
 from ..store import JsonObject
 
+# The currencies Stripe supports (ISO 4217, lower case as Stripe answers them). A code outside the
+# list is refused as at Stripe; one Stripe adds later is refused too (stricter, never more lenient).
+_CURRENCY_CODES = """
+usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd
+cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd hkd
+hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad mdl mga
+mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron
+rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx uyu uzs
+vnd vuv wst xaf xcd xof xpf yer zar zmw
+"""
+CURRENCIES = frozenset(_CURRENCY_CODES.split())
+
+
+def get_currency(params: dict[str, Any], name: str = "currency", *, param: str | None = None) -> str:
+    """A required currency code. Stripe reads it case-insensitively and answers it in lower case."""
+    raw = get_str(params, name, required=True, param=param)
+    assert raw is not None
+    code = raw.lower()
+    if code not in CURRENCIES:
+        raise invalid(
+            f"Invalid currency: {raw}. Stripe currently supports these currencies: {', '.join(sorted(CURRENCIES))}",
+            param or name,
+        )
+    return code
+
 
 def create_product(sb: Sandbox, params: dict[str, Any]) -> JsonObject:
     store = sb.store
@@ -96,7 +121,7 @@ def list_products(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 def create_price(sb: Sandbox, params: dict[str, Any]) -> JsonObject:
     store = sb.store
-    currency = (get_str(params, "currency", required=True) or "").lower()
+    currency = get_currency(params)
     product_id = get_str(params, "product")
     product_data = get_dict(params, "product_data")
     if product_id is None and not product_data:

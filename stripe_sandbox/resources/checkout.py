@@ -2,43 +2,136 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from .. import checkout_lifecycle as lifecycle
 from ..api import ApiRequest, filter_equal, route
-from ..clock import expire_checkout_session
 from ..errors import invalid
-from ..params import get_dict, get_int, get_list, get_str, merge_metadata
+from ..params import get_bool, get_dict, get_int, get_list, get_str, merge_metadata
 from ..render import paginate
 from ..sandbox import Sandbox
 from ..shapes import catalog as catalog_shapes
 from ..shapes import checkout as shapes
 from ..store import JsonObject
-from .catalog import create_price
+from .catalog import create_price, get_currency
 
-DEFAULT_EXPIRY_S = 24 * 3600
+INTERVALS = ("day", "week", "month", "year")
+TAX_BEHAVIORS = ("exclusive", "inclusive", "unspecified")
+# Stripe's minimum charge, for the currencies the service bills in: a payment-mode session must
+# add up to at least this (other currencies are not checked).
+MINIMUM_CHARGE = {"usd": (50, "$0.50"), "eur": (50, "€0.50"), "gbp": (30, "£0.30")}
 
 
-def _line_item(sb: Sandbox, raw: Any, index: int) -> JsonObject:
+@dataclass
+class _Line:
+    """A line item read and checked, before anything is created for it."""
+
+    quantity: int
+    price: JsonObject | None  # an existing price...
+    price_data: dict[str, Any] | None  # ...or create_price's params for an inline one
+    currency: str
+    unit_amount: int
+    recurring: bool
+
+
+def _read_line(sb: Sandbox, raw: Any, index: int) -> _Line:
+    at = f"line_items[{index}]"
     if not isinstance(raw, dict):
-        raise invalid("Invalid line_items", f"line_items[{index}]")
-    quantity = get_int(raw, "quantity", minimum=1) or 1
-    price_id = get_str(raw, "price")
-    price_data = get_dict(raw, "price_data")
+        raise invalid(f"Invalid object: {at}", at)
+    quantity = get_int(raw, "quantity", minimum=1, param=f"{at}[quantity]") or 1
+    price_id = get_str(raw, "price", param=f"{at}[price]")
+    has_price_data = raw.get("price_data") not in (None, "")
+    if price_id is not None and has_price_data:
+        raise invalid("You may only specify one of these parameters: price, price_data.", at)
     if price_id is not None:
-        price = sb.store.require(price_id, "price", f"line_items[{index}][price]")
+        price = sb.store.require(price_id, "price", f"{at}[price]")
         if not price.get("active"):
             raise invalid(
-                f"The price specified ({price_id}) is inactive. This field only accepts active prices.",
-                f"line_items[{index}][price]",
+                f"The price specified ({price_id}) is inactive. This field only accepts active prices.", f"{at}[price]"
             )
-    elif price_data:
-        # Inline prices are real (inactive) Price objects, as at Stripe.
-        price = create_price(sb, {**price_data, "active": "false"})
+        return _Line(quantity, price, None, price["currency"], price["unit_amount"], price["recurring"] is not None)
+    if not has_price_data:
+        raise invalid("You must specify either price or price_data.", at, code="parameter_missing")
+    data = _read_price_data(sb, raw, f"{at}[price_data]")
+    return _Line(quantity, None, data, data["currency"], int(data["unit_amount"]), "recurring" in data)
+
+
+def _read_price_data(sb: Sandbox, line: dict[str, Any], at: str) -> dict[str, Any]:
+    """Check ``price_data`` whole, so that a bad line creates no product or price for the others."""
+    data = get_dict(line, "price_data", param=at)
+    params: dict[str, Any] = {"currency": get_currency(data, param=f"{at}[currency]"), "active": "false"}
+    unit_amount = get_int(data, "unit_amount", required=True, param=f"{at}[unit_amount]")
+    assert unit_amount is not None
+    if unit_amount < 0:
+        raise invalid("Invalid non-negative integer", f"{at}[unit_amount]")
+    params["unit_amount"] = str(unit_amount)
+    product_id = get_str(data, "product", param=f"{at}[product]")
+    product_data = get_dict(data, "product_data", param=f"{at}[product_data]")
+    if product_id is not None and product_data:
+        raise invalid("You may only specify one of these parameters: product, product_data.", at)
+    if product_id is not None:
+        sb.store.require(product_id, "product", f"{at}[product]")
+        params["product"] = product_id
+    elif product_data:
+        get_str(product_data, "name", required=True, param=f"{at}[product_data][name]")
+        get_str(product_data, "description", param=f"{at}[product_data][description]")
+        merge_metadata({}, product_data.get("metadata", {}), f"{at}[product_data][metadata]")
+        params["product_data"] = product_data
     else:
-        raise invalid("You must specify either price or price_data.", f"line_items[{index}]", code="parameter_missing")
-    product = sb.store.get(price["product"], "product")
-    description = product["name"] if product else price["id"]
-    return shapes.checkout_item(sb.store.new_id("li"), price, quantity, description)
+        raise invalid(
+            "You must specify either product or product_data.", f"{at}[product_data]", code="parameter_missing"
+        )
+    tax_behavior = get_str(data, "tax_behavior", param=f"{at}[tax_behavior]")
+    if tax_behavior is not None:
+        if tax_behavior not in TAX_BEHAVIORS:
+            raise invalid(f"Invalid tax_behavior: must be one of {', '.join(TAX_BEHAVIORS)}", f"{at}[tax_behavior]")
+        params["tax_behavior"] = tax_behavior
+    recurring = get_dict(data, "recurring", param=f"{at}[recurring]")
+    if recurring:
+        if get_str(recurring, "interval", param=f"{at}[recurring][interval]") not in INTERVALS:
+            raise invalid(
+                "Invalid recurring[interval]: must be one of day, week, month, or year", f"{at}[recurring][interval]"
+            )
+        get_int(recurring, "interval_count", minimum=1, param=f"{at}[recurring][interval_count]")
+        params["recurring"] = recurring
+    return params
+
+
+def _read_expires_at(params: dict[str, Any], now: int) -> int:
+    expires_at = get_int(params, "expires_at")
+    if expires_at is None:
+        return now + lifecycle.DEFAULT_EXPIRY_S
+    if expires_at < now + lifecycle.MIN_EXPIRY_S:
+        raise invalid(
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.", "expires_at"
+        )
+    if expires_at > now + lifecycle.MAX_EXPIRY_S:
+        raise invalid(
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.", "expires_at"
+        )
+    return expires_at
+
+
+def _read_after_expiration(params: dict[str, Any]) -> JsonObject | None:
+    after = get_dict(params, "after_expiration")
+    if not after:
+        return None
+    recovery = get_dict(after, "recovery", param="after_expiration[recovery]")
+    if not recovery:
+        return {"recovery": None}
+    at = "after_expiration[recovery]"
+    enabled = get_bool(recovery, "enabled", param=f"{at}[enabled]")
+    if enabled is None:
+        raise invalid(f"Missing required param: {at}[enabled].", f"{at}[enabled]", code="parameter_missing")
+    promotion_codes = get_bool(recovery, "allow_promotion_codes", param=f"{at}[allow_promotion_codes]")
+    return shapes.after_expiration(enabled, bool(promotion_codes))
+
+
+def _check_minimum(mode: str, currency: str, total: int) -> None:
+    minimum = MINIMUM_CHARGE.get(currency)
+    if mode == "payment" and minimum is not None and total < minimum[0]:
+        raise invalid(f"The Checkout Session's total amount due must add up to at least {minimum[1]} {currency}")
 
 
 @route("POST", "/v1/checkout/sessions")
@@ -46,6 +139,7 @@ def create_session(sb: Sandbox, req: ApiRequest) -> JsonObject:
     params = req.params
     store = sb.store
     mode = get_str(params, "mode", required=True)
+    assert mode is not None
     if mode not in ("payment", "subscription"):
         raise invalid("The sandbox supports mode=payment and mode=subscription.", "mode")
     ui_mode = get_str(params, "ui_mode") or "hosted_page"
@@ -56,48 +150,63 @@ def create_session(sb: Sandbox, req: ApiRequest) -> JsonObject:
     raw_items = get_list(params, "line_items")
     if not raw_items:
         raise invalid("Missing required param: line_items.", "line_items", code="parameter_missing")
-    items = [_line_item(sb, raw, i) for i, raw in enumerate(raw_items)]
-    recurring = [item for item in items if item["price"]["type"] == "recurring"]
-    if mode == "subscription" and not recurring:
+    # Every check before anything is created: a refused request leaves no inline product or price.
+    lines = [_read_line(sb, raw, i) for i, raw in enumerate(raw_items)]
+    if mode == "subscription" and not any(line.recurring for line in lines):
         raise invalid("You must provide at least one recurring price in `subscription` mode.", "line_items")
-    if mode == "payment" and recurring:
+    if mode == "payment" and any(line.recurring for line in lines):
         raise invalid("You can only use recurring prices in `subscription` mode.", "line_items")
-    if len({item["currency"] for item in items}) > 1:
+    if len({line.currency for line in lines}) > 1:
         raise invalid("All line items must use the same currency.", "line_items")
     customer_id = get_str(params, "customer")
     if customer_id is not None:
         store.require(customer_id, "customer", "customer")
     now = store.now()
-    expires_at = get_int(params, "expires_at") or now + DEFAULT_EXPIRY_S
-    if not now + 1800 <= expires_at <= now + DEFAULT_EXPIRY_S + 60:
-        raise invalid("expires_at must be between 30 minutes and 24 hours from now.", "expires_at")
-    session_id = "cs_test_" + store.new_id("x", 58)[2:]
-    session = shapes.checkout_session(session_id, now, mode, expires_at, f"{sb.public_url}/checkout/{session_id}")
+    expires_at = _read_expires_at(params, now)
+    after_expiration = _read_after_expiration(params)
+    metadata = merge_metadata({}, params.get("metadata", {}))
+    subscription_data = get_dict(params, "subscription_data")
+    pi_data = get_dict(params, "payment_intent_data")
+    trial_param = "subscription_data[trial_period_days]"
+    trial_days = get_int(subscription_data, "trial_period_days", minimum=1, param=trial_param)
+    currency = lines[0].currency
+    _check_minimum(mode, currency, sum(line.unit_amount * line.quantity for line in lines))
+    # Inline prices are real (inactive) Price objects, as at Stripe, made only now.
+    prices = [line.price or create_price(sb, line.price_data or {}) for line in lines]
+    items = [_item(sb, price, line.quantity) for price, line in zip(prices, lines, strict=True)]
+    subtotal = sum(item["amount_subtotal"] for item in items)
     total = sum(item["amount_total"] for item in items)
+    session_id = lifecycle.new_session_id(store)
+    session = shapes.checkout_session(session_id, now, mode, expires_at, lifecycle.hosted_url(sb, session_id))
     session.update(
         success_url=success_url,
         cancel_url=get_str(params, "cancel_url"),
         client_reference_id=get_str(params, "client_reference_id"),
         customer=customer_id,
         customer_email=get_str(params, "customer_email"),
-        metadata=merge_metadata({}, params.get("metadata", {})),
-        currency=items[0]["currency"],
-        amount_subtotal=total,
+        metadata=metadata,
+        currency=currency,
+        amount_subtotal=subtotal,
         amount_total=total,
         locale=get_str(params, "locale"),
+        after_expiration=after_expiration,
     )
     if mode == "payment" and customer_id is None:
         session["customer_creation"] = get_str(params, "customer_creation") or "if_required"
     meta = store.meta(session_id)
     meta["line_items"] = items
-    subscription_data = get_dict(params, "subscription_data")
     meta["subscription_metadata"] = merge_metadata({}, subscription_data.get("metadata", {}))
-    meta["trial_days"] = get_int(subscription_data, "trial_period_days", minimum=1)
+    meta["trial_days"] = trial_days
     meta["subscription_description"] = get_str(subscription_data, "description")
-    pi_data = get_dict(params, "payment_intent_data")
     meta["payment_intent_metadata"] = merge_metadata({}, pi_data.get("metadata", {}))
     meta["payment_intent_description"] = get_str(pi_data, "description")
     return sb.create(session)
+
+
+def _item(sb: Sandbox, price: JsonObject, quantity: int) -> JsonObject:
+    product = sb.store.get(price["product"], "product")
+    description = product["name"] if product else price["id"]
+    return shapes.checkout_item(sb.store.new_id("li"), price, quantity, description)
 
 
 @route("GET", "/v1/checkout/sessions/{id}")
@@ -116,9 +225,10 @@ def update_session(sb: Sandbox, req: ApiRequest) -> JsonObject:
 @route("POST", "/v1/checkout/sessions/{id}/expire")
 def expire_session(sb: Sandbox, req: ApiRequest) -> JsonObject:
     session = sb.store.require(req.arg("id"), "checkout.session")
+    lifecycle.expire_if_due(sb, session)
     if session["status"] != "open":
-        raise invalid(f"Only Checkout Sessions with a status of open can be expired; this one is {session['status']}.")
-    expire_checkout_session(sb, session)
+        raise invalid('Only Checkout Sessions with a status in ["open"] can be expired.')
+    lifecycle.expire(sb, session)
     return session
 
 

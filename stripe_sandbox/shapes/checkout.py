@@ -78,6 +78,18 @@ def checkout_session(session_id: str, created: int, mode: str, expires_at: int, 
     }
 
 
+def after_expiration(enabled: bool, allow_promotion_codes: bool) -> JsonObject:
+    """``after_expiration`` as created: the recovery URL and its expiry appear when the session expires."""
+    return {
+        "recovery": {
+            "allow_promotion_codes": allow_promotion_codes,
+            "enabled": enabled,
+            "expires_at": None,
+            "url": None,
+        }
+    }
+
+
 def checkout_item(item_id: str, price_obj: JsonObject, quantity: int, description: str) -> JsonObject:
     amount = price_obj["unit_amount"] * quantity
     return {

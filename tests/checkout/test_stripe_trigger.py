@@ -62,7 +62,7 @@ def test_a_payment_checkout_is_triggered_with_mode_payment(
     out = _trigger("checkout.session.completed", "--mode", "payment", "--project", alice.project.slug)
     assert "(payment, " in out
     sessions = stripe_client.v1.checkout.sessions.list().data
-    assert [(s.mode, s.status) for s in sessions] == [("payment", "completed")]
+    assert [(s.mode, s.status) for s in sessions] == [("payment", "complete")]
 
 
 def test_an_unsupported_event_type_lists_the_supported_ones(alice: Tenant, stripe_sandbox: SandboxProcess) -> None:
