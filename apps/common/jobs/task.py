@@ -18,9 +18,11 @@ from typing import Any
 
 import structlog
 from celery import Task, shared_task
+from django.utils import timezone
 
 from apps.common.jobs.policy import policy_for
 from apps.common.jobs.runner import JobResult, JobStart, Trigger, job_execute
+from apps.common.jobs.ticks import schedule_of, tick_of
 from billing_service.beat_schedule import JobPolicySpec, scheduled_task, scheduled_task_for
 
 log = structlog.get_logger("billing.jobs")
@@ -44,11 +46,26 @@ class PeriodicJobTask(Task[Any, Any]):
             return scheduled_task(self.job_name).policy
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # type: ignore[override]
+        if not kwargs:
+            # Beat's send (no arguments): the tick is named now, so that a message redelivered an
+            # hour later, or one that waited in a backlog, still claims the tick it was sent for.
+            kwargs = scheduled_start_kwargs(self.job_name)
         if "time_limit" not in options and "soft_time_limit" not in options:
             timeout = self._policy().timeout_seconds
             options["soft_time_limit"] = timeout
             options["time_limit"] = timeout + HARD_LIMIT_GRACE_SECONDS
         return super().apply_async(args, kwargs, **options)
+
+
+def scheduled_start_kwargs(job: str) -> dict[str, Any]:
+    """The arguments of a scheduled start sent now: the tick it is for (none if unreadable)."""
+    try:
+        every, cron = schedule_of(scheduled_task(job))
+        return {"tick": tick_of(every, cron, at=timezone.now()).isoformat()}
+    except Exception:
+        # The database is away: the worker names the tick when it starts the message.
+        log.warning("job_tick_unreadable_at_send", job=job)
+        return {}
 
 
 def _start_of(

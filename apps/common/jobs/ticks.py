@@ -2,6 +2,9 @@
 
 Two beats send the same job at about the same moment; a message may be redelivered. All of them
 name the same tick, and the unique constraint on JobRun(job, tick) lets only the first one run.
+The tick is named when the message is sent (PeriodicJobTask.apply_async, which beat calls), so a
+message redelivered after its worker died, or one that waited in a backlog, claims the tick it was
+sent for, not the slot it happens to be delivered in.
 - Interval jobs: the slot floor(now / every) * every. Each beat sends once per interval, so each
   slot gets one run however the beats' phases differ.
 - Crontab jobs: the latest occurrence at or before now, exactly the time beat fired for.
