@@ -21,6 +21,8 @@ RUN pip install --upgrade pip && pip install -r /tmp/requirements/base.txt
 # --- runtime ----------------------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 
+# PROMETHEUS_MULTIPROC_DIR: every Django process of a container (a role's, or one `docker exec`'d into it)
+# writes its metric files in the container's own /tmp; the entrypoint empties it when a role starts.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -28,7 +30,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     DJANGO_ENV=production \
     PORT=8000 \
     STATIC_ROOT=/app/staticfiles \
-    VAR_DIR=/var/lib/billing
+    VAR_DIR=/var/lib/billing \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
 
 RUN groupadd --system --gid 10001 billing \
     && useradd --system --uid 10001 --gid billing --home-dir /var/lib/billing --shell /usr/sbin/nologin billing
@@ -45,12 +48,14 @@ COPY . .
 # so the manifest that production reads at run time is built here. Production settings refuse to load
 # without SECRET_KEY and ALLOWED_HOSTS: this step gets throwaway values that never reach the runtime
 # environment, and a throwaway VAR_DIR (settings create the embedded broker's folders there when
-# CELERY_BROKER_URL is unset).
+# CELERY_BROKER_URL is unset), where its metric files go too: a root-owned /tmp/prometheus-multiproc left
+# in the image would be one the service's user cannot empty.
 RUN mkdir -p static \
     && DJANGO_ENV=production \
        SECRET_KEY=collectstatic-build-step-only-not-a-real-secret-0123456789 \
        ALLOWED_HOSTS=localhost \
        VAR_DIR=/tmp/build-var \
+       PROMETHEUS_MULTIPROC_DIR=/tmp/build-var/prometheus-multiproc \
        python manage.py collectstatic --noinput \
     && rm -rf /tmp/build-var \
     && chmod 0755 docker/entrypoint.sh \
@@ -59,7 +64,9 @@ RUN mkdir -p static \
 # The code and static files stay owned by root: the service cannot rewrite itself.
 USER billing:billing
 
-EXPOSE 8000
+# 8000: the web role (gunicorn, $PORT). 9808: the worker role's metrics exporter (WORKER_METRICS_PORT;
+# set WORKER_METRICS_ADDR=0.0.0.0 for it to be reachable from outside the container).
+EXPOSE 8000 9808
 
 # GET /live on the web role (sending a Host from ALLOWED_HOSTS); a no-op for worker and beat.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \

@@ -30,6 +30,7 @@ from billing_service.env import (
     env_url,
 )
 from billing_service.logging import build_logging_config
+from billing_service.metrics_dir import multiproc_dir_install
 
 # ModelAdmin[Project], QuerySet[App] and friends in annotations evaluated at run time.
 django_stubs_ext.monkeypatch()
@@ -46,6 +47,10 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
 DJANGO_ENV = env_choice_aliased("DJANGO_ENV", "ENVIRONMENT", "development", ("development", "test", "production"))
 IS_PRODUCTION = DJANGO_ENV == "production"
 IS_TEST = DJANGO_ENV == "test"
+# Before INSTALLED_APPS (django_prometheus) import prometheus_client, which picks in-memory or per-process
+# files from this variable at its first import; after .env, which may set it or VAR_DIR. Outside tests it
+# defaults to VAR_DIR/prometheus-multiproc, so the worker's counters reach the web's /metrics.
+PROMETHEUS_MULTIPROC_DIR = multiproc_dir_install(var_dir=VAR_DIR, django_env=DJANGO_ENV)
 
 # --- core -------------------------------------------------------------------------------------
 if IS_PRODUCTION:
@@ -351,6 +356,13 @@ DJSTRIPE_USE_NATIVE_JSONFIELD = True
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if IS_PRODUCTION else "console", ("json", "console"))
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = build_logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)
+
+# --- worker metrics -----------------------------------------------------------------------------
+# The Celery worker's own /metrics (apps/common/worker_metrics.py), for a web that does not share its
+# PROMETHEUS_MULTIPROC_DIR (separate containers). 0 turns it off; off in tests unless set, so that
+# the suite's workers take no fixed port.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0 if IS_TEST else 9808, minimum=0, maximum=65535)
+WORKER_METRICS_ADDR = env_str("WORKER_METRICS_ADDR", "127.0.0.1") or "127.0.0.1"
 
 # --- demo ---------------------------------------------------------------------------------------
 DEMO_API_KEY = env_str("DEMO_API_KEY", "bk_demo0000_local-demo-key-do-not-use-in-production") or ""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One image, several roles:
 #   web (default)  wait for the DB, migrate, install the beat schedule, then gunicorn
-#   worker         wait for the DB and for migrations, then a Celery worker
+#   worker         wait for the DB and for migrations, then a Celery worker (metrics on WORKER_METRICS_PORT)
 #   beat           wait for the DB and for migrations, then Celery beat (DatabaseScheduler)
 #   healthcheck    the image's HEALTHCHECK: GET /live (or the path given) on the web role; a no-op elsewhere
 #   manage.py ...  a management command, e.g. `manage.py rotate_key --project p --app a`
@@ -71,10 +71,15 @@ wait_for_migrations() {
     done
 }
 
-# Under several gunicorn workers each process writes its metric files here; apps/common/metrics.py
-# merges them. Files left by a previous run would be counted again, so the directory starts empty.
+# Every Django process of the container writes its metric files here (gunicorn's workers; the Celery
+# worker and its pool processes; a `manage.py` command exec'd into the container, whose counters the
+# web's /metrics then shows too). apps/common/metrics.py and the worker's exporter
+# (apps/common/worker_metrics.py) merge them. In the container's own /tmp: the settings' default,
+# $VAR_DIR/prometheus-multiproc, may be a volume that outlives the container, or read-only.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/prometheus-multiproc}"
+
+# Files left by a previous run (or by the database probes a role runs first) would be counted again.
 prepare_multiproc_dir() {
-    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/prometheus-multiproc}"
     rm -rf "$PROMETHEUS_MULTIPROC_DIR"
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 }
@@ -106,12 +111,15 @@ case "$ROLE" in
         echo worker >"$ROLE_FILE"
         wait_for_db
         wait_for_migrations
+        # Its exporter listens on WORKER_METRICS_ADDR:WORKER_METRICS_PORT (settings; compose publishes it).
+        prepare_multiproc_dir
         exec celery -A billing_service worker -l INFO "$@"
         ;;
     beat)
         echo beat >"$ROLE_FILE"
         wait_for_db
         wait_for_migrations
+        prepare_multiproc_dir
         exec celery -A billing_service beat -l INFO \
             --scheduler django_celery_beat.schedulers:DatabaseScheduler "$@"
         ;;

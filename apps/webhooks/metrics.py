@@ -47,8 +47,9 @@ PAYMENT_FAILED = "payment_intent.payment_failed"
 class LedgerCollector(Collector):
     """Series counted in the ledger when Prometheus scrapes, so every process reports the truth.
 
-    Processing runs in the Celery worker, which serves no metrics endpoint: a counter incremented
-    there would never be scraped. Read from the database, these are right from any web process.
+    Processing runs in the Celery worker; its own counters reach Prometheus through the multiprocess
+    directory and the worker's exporter (docs/operations.md). These figures are read from the
+    database instead, so any web process reports them right whatever else is scraped.
     """
 
     def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:

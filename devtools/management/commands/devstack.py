@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.checkout.trigger import sandbox_port as stripe_sandbox_port
 from apps.checkout.trigger import webhook_secret_file
+from billing_service.metrics_dir import multiproc_dir_empty
 from devtools.sandbox import sandbox_start
 
 STOP_GRACE_SECONDS = 10
@@ -76,7 +77,8 @@ class Command(BaseCommand):
             subprocess.run([sys.executable, "manage.py", *seed_args], env=env, check=True)  # noqa: S603
             if secret_file is not None:
                 env["STRIPE_WEBHOOK_SECRETS"] = secret_file.read_text().strip()
-            help_lines = self._webhook_help(base_url, secret_file)
+            help_lines = self._webhook_help(base_url, secret_file) + self._metrics_help(base_url)
+            self._metrics_dir_prepare()
             self._run(self._service_commands(host, port), base_url, children, env, help_lines)
         except subprocess.CalledProcessError as exc:
             raise CommandError(f"seed_demo failed with code {exc.returncode}") from None
@@ -114,6 +116,40 @@ class Command(BaseCommand):
             "               e.g. checkout.session.completed, charge.refunded, customer.subscription.deleted"
             " (--help lists them)",
         ]
+
+    def _metrics_help(self, base_url: str) -> list[str]:
+        """Where the counters of web, worker and beat are seen, and the worker's own exporter."""
+        metrics_dir: Path | None = settings.PROMETHEUS_MULTIPROC_DIR
+        if metrics_dir is None:
+            return [f"  metrics      {base_url}/metrics (the web's own series only: PROMETHEUS_MULTIPROC_DIR is unset)"]
+        try:
+            shown = metrics_dir.relative_to(Path.cwd())
+        except ValueError:
+            shown = metrics_dir
+        lines = [f"  metrics      {base_url}/metrics: web, worker and beat together (their files in {shown})"]
+        addr, port = settings.WORKER_METRICS_ADDR, settings.WORKER_METRICS_PORT
+        if port == 0:
+            lines.append("               the worker's own exporter is off (WORKER_METRICS_PORT=0)")
+        elif _port_free(addr, port):
+            lines.append(
+                f"               the worker's own: http://{addr}:{port}/metrics (what a separate worker exports)"
+            )
+        else:
+            lines.append(
+                f"               the worker's own exporter: port {port} is in use, so it runs without one"
+                " (set WORKER_METRICS_PORT)"
+            )
+        return lines
+
+    def _metrics_dir_prepare(self) -> None:
+        """Empties the metric files of an earlier run before web, worker and beat start writing theirs.
+
+        Counters of stopped processes would otherwise be added to the new ones. Only this process and
+        the seed commands wrote there since: nothing that must be kept.
+        """
+        metrics_dir: Path | None = settings.PROMETHEUS_MULTIPROC_DIR
+        if metrics_dir is not None:
+            multiproc_dir_empty(metrics_dir)
 
     def _service_commands(self, host: str, port: int) -> dict[str, list[str]]:
         python = sys.executable
