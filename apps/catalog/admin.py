@@ -52,11 +52,33 @@ class SubscriptionPlanInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(CatalogProduct)
 class CatalogProductAdmin(admin.ModelAdmin[CatalogProduct]):
-    list_display = ("slug", "name", "project", "active", "unit_amount", "currency", "stripe_product_id")
-    list_filter = ("project", "active")
-    search_fields = ("slug", "name", "stripe_product_id")
+    list_display = (
+        "slug",
+        "name",
+        "project",
+        "active",
+        "unit_amount",
+        "currency",
+        "feature_code",
+        "purchase_duration_days",
+        "stripe_product_id",
+    )
+    list_filter = ("project", "active", ("feature_code", admin.EmptyFieldListFilter))
+    search_fields = ("slug", "name", "stripe_product_id", "feature_code")
     list_select_related = ("project",)
     readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("project", "slug", "name", "description", "active", "unit_amount", "currency")}),
+        (
+            "What a paid invoice line entitles to",
+            {
+                "fields": ("feature_code", "purchase_duration_days"),
+                "description": "A paid invoice line of this product becomes a purchase of this feature code for "
+                "this many days (blank: for life). No feature code: the line grants nothing.",
+            },
+        ),
+        ("Stripe", {"fields": ("stripe_product_id", "created_at", "updated_at")}),
+    )
     inlines = [OptionGroupInline, AddOnInline, CustomFieldInline, SubscriptionPlanInline]
 
 

@@ -76,6 +76,8 @@ PRODUCT_OUT: dict[str, Any] = {
     "active": True,
     "unit_amount": 4900,
     "currency": "usd",
+    "feature_code": "audit",
+    "purchase_duration_days": None,
     "stripe_product_id": "prod_Q1w2e3",
     "prices": [
         {

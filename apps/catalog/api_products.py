@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from apps.catalog import api_examples, products
 from apps.catalog.configuration import COLLECTIONS, configuration_replace
-from apps.catalog.models import CatalogProduct
+from apps.catalog.models import FEATURE_CODE_PATTERN, CatalogProduct
 from apps.catalog.serializers import ConfigurationInputSerializer, ProductOutputSerializer, StrictIntegerField
 from apps.common.api import client_of, validated_input
 from apps.common.idempotency import idempotent
@@ -32,6 +32,7 @@ from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER
 from apps.projects.permissions import CLIENT_PERMISSIONS
 
 CATALOG_WRITE = "catalog:write"
+PURCHASE_DURATION_MAX = 36_500  # days (the model's validator): a hundred years
 _READ_ERRORS = {
     401: OpenApiResponse(description="Missing, unknown, revoked or inactive API key."),
     404: OpenApiResponse(description="No such product in your project."),
@@ -82,6 +83,20 @@ def _base_fields(*, partial: bool) -> dict[str, serializers.Field[Any, Any, Any,
             **optional(None),
         ),
         "currency": serializers.RegexField(r"^[a-z]{3}$", allow_blank=True, **optional("")),
+        "feature_code": serializers.RegexField(
+            FEATURE_CODE_PATTERN,
+            max_length=64,
+            allow_blank=True,
+            help_text="What a paid invoice line of this product entitles to, as a purchase; empty: nothing.",
+            **optional(""),
+        ),
+        "purchase_duration_days": StrictIntegerField(
+            min_value=1,
+            max_value=PURCHASE_DURATION_MAX,
+            allow_null=True,
+            help_text="How long that purchase lasts, in days; null: for life.",
+            **optional(None),
+        ),
     }
 
 

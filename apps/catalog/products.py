@@ -14,7 +14,16 @@ from apps.catalog.models import CatalogProduct
 from apps.catalog.selectors import PriceView, prices_by_product
 from apps.common.exceptions import NestedValidationError, validation_detail
 
-BASE_FIELDS: tuple[str, ...] = ("slug", "name", "description", "active", "unit_amount", "currency")
+BASE_FIELDS: tuple[str, ...] = (
+    "slug",
+    "name",
+    "description",
+    "active",
+    "unit_amount",
+    "currency",
+    "feature_code",
+    "purchase_duration_days",
+)
 DUPLICATE_SLUG = "A product with this slug already exists in this project."
 
 

@@ -257,6 +257,12 @@ class ProductOutputSerializer(serializers.Serializer[Any]):
     active = serializers.BooleanField()
     unit_amount = serializers.IntegerField(allow_null=True)
     currency = serializers.CharField()
+    feature_code = serializers.CharField(
+        help_text="What a paid invoice line of this product entitles to, as a purchase; empty: nothing."
+    )
+    purchase_duration_days = serializers.IntegerField(
+        allow_null=True, help_text="How long that purchase lasts, in days; null: for life."
+    )
     stripe_product_id = serializers.CharField(allow_null=True)
     prices = serializers.SerializerMethodField()
     configuration = ConfigurationOutputSerializer(source="*")

@@ -58,9 +58,17 @@ def instant_text(value: dt.datetime) -> str:
 class InstantField(serializers.Field[dt.datetime, str, str, Any]):
     """An RFC 3339 instant with an offset (`2026-01-01T00:00:00Z`, `...+01:00`), converted to UTC."""
 
-    default_error_messages = {"invalid": INSTANT_ERROR, "required": INSTANT_ERROR, "null": INSTANT_ERROR}
+    default_error_messages = {
+        "invalid": INSTANT_ERROR,
+        "required": INSTANT_ERROR,
+        "null": INSTANT_ERROR,
+        # In a JSON body (invoices' due_at) a number or object is a type error, worded as strict.py's.
+        "type": "Not a valid string.",
+    }
 
     def to_internal_value(self, data: Any) -> dt.datetime:
+        if not isinstance(data, str):
+            self.fail("type")
         instant = None
         if isinstance(data, str) and _RFC3339.fullmatch(data):
             try:

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.catalog.models import PriceFeature
+from apps.catalog.models import CatalogProduct, PriceFeature
 from apps.common.audit import audit_record
 from apps.entitlements.models import Grant
 from apps.entitlements.projection import entitlements_recompute
@@ -17,9 +17,13 @@ from apps.projects.models import Project
 
 
 def known_feature_codes(project: Project) -> set[str]:
-    """Codes mapped to the project's prices, and those declared on the project."""
+    """Codes mapped to the project's prices or products (a paid invoice line grants a product's), and
+    those declared on the project."""
     mapped = set(PriceFeature.objects.filter(project=project).values_list("feature_code", flat=True))
-    return mapped | {str(code) for code in project.feature_codes}
+    products = set(
+        CatalogProduct.objects.filter(project=project).exclude(feature_code="").values_list("feature_code", flat=True)
+    )
+    return mapped | products | {str(code) for code in project.feature_codes}
 
 
 def _grant_state(grant: Grant) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -231,6 +232,8 @@ def test_every_string_field_of_every_json_body_refuses_a_number(labs: Tenant, cl
             url = path
             for placeholder, value in values.items():
                 url = url.replace(placeholder, value)
+            # Any other id (an invoice, a session, a discrepancy): the body is checked before the lookup.
+            url = re.sub(r"\{[a-z_]+\}", "999999", url)
             for name in _string_properties(schema, body["schema"]):
                 response = getattr(api, method)(url, {name: 0}, format="json")
                 assert response.status_code == 400, (method, path, name, response.content[:300])
