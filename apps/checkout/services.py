@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from apps.catalog.models import PriceFeature
 from apps.catalog.selectors import project_price
@@ -274,11 +275,15 @@ def checkout_session_complete(
 
 
 def checkout_session_expire(*, stripe_session_id: str) -> bool:
-    """Our row of an expired Stripe checkout session becomes `expired`; True when it changed."""
+    """Our row of an expired Stripe checkout session becomes `expired`; True when it changed.
+
+    A completed session stays completed: Stripe does not order deliveries, and a late `expired`
+    must not undo a payment.
+    """
     updated = (
         CheckoutSession.objects.filter(stripe_session_id=stripe_session_id)
-        .exclude(status=CheckoutSession.Status.EXPIRED)
-        .update(status=CheckoutSession.Status.EXPIRED)
+        .exclude(status__in=[CheckoutSession.Status.EXPIRED, CheckoutSession.Status.COMPLETED])
+        .update(status=CheckoutSession.Status.EXPIRED, expired_at=timezone.now(), updated_at=timezone.now())
     )
     return updated > 0
 

@@ -7,7 +7,8 @@ observably idempotent and a dry run can say what it would do. Callers recompute 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.db import IntegrityError, transaction
 
@@ -16,6 +17,9 @@ from apps.common.locks import advisory_xact_lock
 from apps.common.stripe_ids import stripe_id
 from apps.entitlements.models import Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import Project
+
+if TYPE_CHECKING:  # a type only: invoices are apps/checkout's, which calls this with its lines
+    from apps.checkout.models import InvoiceLine
 
 Snapshot = dict[str, Any]
 
@@ -299,6 +303,59 @@ def invoice_purchases_record(*, project: Project, user_id: str, invoice: Snapsho
             payment_intent_id=_invoice_payment_intent(invoice),
             invoice_id=f"{invoice['id']}:{line.get('id') or price_id}",
         )
+    return changes
+
+
+def invoice_line_purchases_record(
+    *,
+    project: Project,
+    user_id: str,
+    lines: Sequence[InvoiceLine],
+    payment_intent_id: str,
+    paid_at: dt.datetime,
+) -> list[str]:
+    """Records each paid line of one of our own invoices that has a feature code as a purchase, once.
+
+    Keyed by the line (Purchase.invoice_line), so a redelivered completion records nothing twice.
+    The line's snapshot decides: its feature code, and its duration from `paid_at` (none: for life);
+    its amount is the line total. The purchase carries the payment intent, so that a refund of that
+    payment ends it (purchase_refund_apply), and it takes any refund already seen for the intent,
+    as purchase_record does: Stripe may deliver the charge.refunded first. Stripe's refund amount is
+    the charge's cumulative one, compared with each line's total: a full refund ends every line.
+    `lines` carry their invoice (select_related) for its currency.
+    """
+    changes: list[str] = []
+    paid = [line for line in lines if line.feature_code]
+    if not paid:
+        return changes
+    with transaction.atomic(savepoint=False):  # nested in event processing; see projection.py
+        if payment_intent_id:
+            _lock_payment(payment_intent_id)
+        seen = _refund_seen(project=project, payment_intent_id=payment_intent_id) if payment_intent_id else None
+        for line in paid:
+            days = line.purchase_duration_days
+            purchase, created = Purchase.objects.get_or_create(
+                invoice_line=line,
+                defaults={
+                    "project": project,
+                    "user_id": user_id,
+                    "stripe_price_id": "",  # an inline price_data line: no catalog price at Stripe
+                    "feature_code": line.feature_code,
+                    "stripe_payment_intent_id": payment_intent_id,
+                    "amount": line.line_total,
+                    "currency": line.invoice.currency,
+                    "valid_from": paid_at,
+                    "valid_to": paid_at + dt.timedelta(days=days) if days else None,
+                },
+            )
+            if not created:
+                continue
+            span = f"until {purchase.valid_to:%Y-%m-%d}" if purchase.valid_to else "for life"
+            changes.append(f"purchase #{purchase.pk} of invoice line #{line.pk} ({line.feature_code}) {span}")
+            if seen is not None:
+                refunded = _purchase_refund(purchase, amount_refunded=seen[0], refunded_at=seen[1])
+                if refunded is not None:
+                    changes.append(f"{refunded} (the refund arrived first)")
     return changes
 
 
