@@ -267,6 +267,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a `status`; the run status shared by replays, syncs and reconciliation keeps
+    # its own name instead of a generated one.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "apps.common.runs.RunStatus"},
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -385,3 +388,43 @@ if RUN_STALE_AFTER_SECONDS <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured("RUN_STALE_AFTER_SECONDS must exceed CELERY_TASK_TIME_LIMIT")
 # Periodic job run rows (apps/common/jobs) older than this are deleted by the purge-job-runs job.
 JOB_RUN_RETENTION_DAYS = env_int("JOB_RUN_RETENTION_DAYS", 30, minimum=1)
+
+# --- invoices, hosted sessions and recovery (apps/checkout, apps/recovery) -----------------------
+# A hosted invoice session's lifetime at Stripe (Stripe allows 30 minutes to 24 hours).
+HOSTED_SESSION_EXPIRES_AFTER_SECONDS = env_int(
+    "HOSTED_SESSION_EXPIRES_AFTER_SECONDS", 86400, minimum=1800, maximum=86400
+)
+# An expired invoice session whose invoice is still open becomes abandoned this long after expiry.
+HOSTED_SESSION_ABANDON_AFTER_SECONDS = env_int("HOSTED_SESSION_ABANDON_AFTER_SECONDS", 3600, minimum=0)
+HOSTED_RECOVERY_WORKER_ENABLED = env_bool("HOSTED_RECOVERY_WORKER_ENABLED", True)
+# Beat's interval for hosted-session-recovery: written by install_beat_schedule (--reset after a change).
+HOSTED_RECOVERY_INTERVAL_SECONDS = env_int("HOSTED_RECOVERY_INTERVAL_SECONDS", 300, minimum=60)
+HOSTED_RECOVERY_LIMIT = env_int("HOSTED_RECOVERY_LIMIT", 100, minimum=1)
+HOSTED_RECOVERY_MAX_ATTEMPTS = env_int("HOSTED_RECOVERY_MAX_ATTEMPTS", 3, minimum=0)
+HOSTED_RECOVERY_RETRY_AFTER_SECONDS = env_int("HOSTED_RECOVERY_RETRY_AFTER_SECONDS", 86400, minimum=0)
+HOSTED_RECOVERY_NOTIFICATION_MAX_TRIES = env_int("HOSTED_RECOVERY_NOTIFICATION_MAX_TRIES", 5, minimum=1)
+# Which recovery attempt numbers are emailed and which are posted to Slack (a number in both: both).
+HOSTED_RECOVERY_EMAIL_ATTEMPTS = env_list("HOSTED_RECOVERY_EMAIL_ATTEMPTS", ["1", "2"])
+HOSTED_RECOVERY_SLACK_ATTEMPTS = env_list("HOSTED_RECOVERY_SLACK_ATTEMPTS", ["3"])
+HOSTED_RECOVERY_EMAIL_RECIPIENTS = env_list("HOSTED_RECOVERY_EMAIL_RECIPIENTS", [])
+SENDGRID_API_KEY = env_str("SENDGRID_API_KEY")
+SENDGRID_SENDER_EMAIL = (
+    env_required("SENDGRID_SENDER_EMAIL")
+    if SENDGRID_API_KEY
+    else env_str("SENDGRID_SENDER_EMAIL", "billing@localhost") or "billing@localhost"
+)
+DEFAULT_FROM_EMAIL = SENDGRID_SENDER_EMAIL
+if SENDGRID_API_KEY:
+    EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
+    ANYMAIL = {"SENDGRID_API_KEY": SENDGRID_API_KEY, "REQUESTS_TIMEOUT": 10}
+else:
+    # `make run`: the worker prints each email. Tests use Django's locmem outbox whatever this says.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Off in production without SendGrid (the console backend would print, not send).
+HOSTED_RECOVERY_EMAIL_ENABLED = env_bool("HOSTED_RECOVERY_EMAIL_ENABLED", bool(SENDGRID_API_KEY) or not IS_PRODUCTION)
+if IS_PRODUCTION and HOSTED_RECOVERY_EMAIL_ENABLED and not SENDGRID_API_KEY:
+    raise ImproperlyConfigured("HOSTED_RECOVERY_EMAIL_ENABLED needs SENDGRID_API_KEY in production")
+HOSTED_RECOVERY_SLACK_WEBHOOK_URL = env_url("HOSTED_RECOVERY_SLACK_WEBHOOK_URL", ("https", "http")) or ""
+HOSTED_RECOVERY_SLACK_CHANNEL = env_str("HOSTED_RECOVERY_SLACK_CHANNEL", "") or ""
+HOSTED_RECOVERY_SLACK_ENABLED = env_bool("HOSTED_RECOVERY_SLACK_ENABLED", bool(HOSTED_RECOVERY_SLACK_WEBHOOK_URL))
+HOSTED_RECOVERY_SLACK_TIMEOUT_SECONDS = env_float("HOSTED_RECOVERY_SLACK_TIMEOUT_SECONDS", 5.0, minimum=0.1)

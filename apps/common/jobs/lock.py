@@ -4,7 +4,8 @@ Session-level (not transaction-level) because the job's body commits as it goes.
 worker's database connection, so a worker that is SIGKILLed, OOM-killed or stopped by the hard
 time limit (the job's timeout) loses its connection and with it the lock: nothing needs to expire
 it by hand. (PostgreSQL notices the dead client when the statement the session is running returns;
-a job body that writes inside a transaction never commits after its worker is gone.) On SQLite (a single-process development setup) the lock always succeeds.
+a job body that writes inside a transaction never commits after its worker is gone.)
+On SQLite (a single-process development setup) the lock always succeeds.
 """
 
 from __future__ import annotations
