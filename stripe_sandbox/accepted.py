@@ -292,7 +292,7 @@ ACCEPTED: dict[tuple[str, str], tuple[str, ...]] = {
     ("DELETE", "/v1/webhook_endpoints/{id}"): NONE,
     ("GET", "/v1/webhook_endpoints"): LIST,
     ("GET", "/v1/events/{id}"): NONE,
-    ("GET", "/v1/events"): (*LIST, *CREATED, "type", "types[]"),
+    ("GET", "/v1/events"): (*LIST, *CREATED, "type", "types[]", "delivery_success"),
     ("POST", "/v1/test_helpers/test_clocks"): ("frozen_time", "name"),
     ("GET", "/v1/test_helpers/test_clocks/{id}"): NONE,
     ("GET", "/v1/test_helpers/test_clocks"): LIST,

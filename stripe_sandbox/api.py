@@ -51,3 +51,30 @@ def filter_equal(objects: list[JsonObject], params: dict[str, Any], names: list[
 
 def live(objects: list[JsonObject]) -> list[JsonObject]:
     return [obj for obj in objects if not obj.get("deleted")]
+
+
+def matching(
+    params: dict[str, Any], names: list[str], *extra: Callable[[JsonObject], bool]
+) -> Callable[[JsonObject], bool] | None:
+    """``filter_equal`` as one predicate for ``render.list_page``: the values are read (and a bad
+    one refused) before any object is looked at. ``extra`` predicates must hold too."""
+    wanted: dict[str, object] = {}
+    for name in names:
+        if name in params:
+            wanted[name] = get_bool(params, name) if name in ("active", "shippable") else get_str(params, name)
+    checks = list(extra)
+    if not wanted and not checks:
+        return None
+    pairs = list(wanted.items())
+
+    def where(obj: JsonObject) -> bool:
+        for name, value in pairs:
+            if obj.get(name) != value:
+                return False
+        return all(check(obj) for check in checks)
+
+    return where
+
+
+def is_live(obj: JsonObject) -> bool:
+    return not obj.get("deleted")

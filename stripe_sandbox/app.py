@@ -71,17 +71,19 @@ async def stripe_protocol(request: web.Request, handler: Handler) -> web.StreamR
 
     sb = request.app[SANDBOX]
     idem_key = request.headers.get("Idempotency-Key") if request.method not in READ_METHODS else None
+    resource = request.match_info.route.resource
     try:
         _authenticate(request)
+        sb.stats.record(request.method, resource.canonical if resource is not None else request.path)
         fault = sb.faults.take(request.method, request.path)
         if fault is not None and fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
         if fault is not None and fault.status is not None and not fault.after_apply:
+            sb.stats.record_fault(fault.status)
             response = fault.response()
             response.headers["Request-Id"] = request_id
             return response
         params = await _params(request)
-        resource = request.match_info.route.resource
         spec = request.app[SPECS].get((request.method, resource.canonical)) if resource is not None else None
         if spec is not None:
             # Before the Idempotency-Key is looked at: Stripe saves no result for a request whose
@@ -139,6 +141,7 @@ async def stripe_protocol(request: web.Request, handler: Handler) -> web.StreamR
         sb.persist_soon()
         if fault is not None and fault.after_apply and fault.status is not None:
             # The write happened and its answer is stored; the client only sees the fault.
+            sb.stats.record_fault(fault.status)
             response = fault.response()
             response.headers["Request-Id"] = request_id
             return response

@@ -19,6 +19,9 @@ class SandboxConfig:
     duplicate_probability: float = 0.0
     # Chaos: each delivery waits a random 0..N ms first, which shuffles the arrival order.
     shuffle_max_delay_ms: int = 0
+    # Chaos: chance that a delivery is dropped: the endpoint never receives it, as when Stripe
+    # gives up after its retries, but the event is recorded (Events API) with its pending webhook.
+    drop_probability: float = 0.0
     # Dunning: a renewal invoice is attempted this many times, payment_retry_interval_s apart...
     max_payment_attempts: int = 4
     payment_retry_interval_s: int = 3 * 86400
@@ -48,6 +51,8 @@ class SandboxConfig:
                 ok = isinstance(value, str)
             if not ok:
                 raise invalid(f"Invalid value for {name}: {value!r}", name)
+            if name in ("duplicate_probability", "drop_probability") and not 0 <= value <= 1:
+                raise invalid(f"{name} must be between 0 and 1", name)
             if name == "dunning_final_status" and value not in ("unpaid", "canceled"):
                 raise invalid("dunning_final_status must be 'unpaid' or 'canceled'", name)
             setattr(self, name, value)

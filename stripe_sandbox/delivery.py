@@ -30,6 +30,7 @@ GIVE_UP_AFTER_S = 3 * 86400
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 _delivery_ids = itertools.count(1)
+_drop_ids = itertools.count(1)
 
 
 def retry_delays() -> list[int]:
@@ -70,6 +71,21 @@ class Attempt:
 
 
 @dataclass
+class DropRule:
+    """Chaos: drop the next ``count`` original deliveries of events matching ``event_type``
+    (a pattern as in ``enabled_events``), optionally only to one endpoint."""
+
+    id: int
+    count: int
+    event_type: str = "*"
+    endpoint_id: str | None = None
+    dropped: int = 0
+
+    def matches(self, event_type: str, endpoint_id: str) -> bool:
+        return event_matches([self.event_type], event_type) and self.endpoint_id in (None, endpoint_id)
+
+
+@dataclass
 class Delivery:
     id: int
     event_id: str
@@ -77,7 +93,7 @@ class Delivery:
     endpoint_id: str
     url: str
     kind: str  # "original", "duplicate" (chaos) or "redelivery"
-    status: str = "pending"  # pending -> succeeded | failed
+    status: str = "pending"  # pending -> succeeded | failed; or dropped (chaos: never attempted)
     attempts: list[Attempt] = field(default_factory=list)
     next_attempt_at: float | None = None
 
@@ -87,6 +103,9 @@ class DeliveryManager:
         self.store = store
         self.config = config
         self.log: list[Delivery] = []
+        self.drop_rules: list[DropRule] = []
+        # (event, endpoint) pairs counted in an event's pending_webhooks and not yet delivered.
+        self._owed: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -103,6 +122,23 @@ class DeliveryManager:
         payload = json.dumps(event, indent=2)
         created: list[Delivery] = []
         for endpoint in endpoints:
+            if kind == "original":
+                self._owed.add((event["id"], endpoint["id"]))
+            if kind == "original" and self._drops(event["type"], endpoint["id"]):
+                # Recorded, never attempted: the event keeps its pending webhook, so only the
+                # Events API (or a redelivery) can tell the service about it.
+                delivery = Delivery(
+                    id=next(_delivery_ids),
+                    event_id=event["id"],
+                    event_type=event["type"],
+                    endpoint_id=endpoint["id"],
+                    url=endpoint["url"],
+                    kind=kind,
+                    status="dropped",
+                )
+                self.log.append(delivery)
+                created.append(delivery)
+                continue
             copies = [kind]
             if kind == "original" and random.random() < self.config.duplicate_probability:
                 copies.append("duplicate")
@@ -123,6 +159,21 @@ class DeliveryManager:
                 task.add_done_callback(self._tasks.discard)
         return created
 
+    def add_drop(self, count: int, event_type: str = "*", endpoint_id: str | None = None) -> DropRule:
+        rule = DropRule(next(_drop_ids), count, event_type, endpoint_id)
+        self.drop_rules.append(rule)
+        return rule
+
+    def _drops(self, event_type: str, endpoint_id: str) -> bool:
+        for rule in self.drop_rules:
+            if rule.matches(event_type, endpoint_id):
+                rule.count -= 1
+                rule.dropped += 1
+                if rule.count <= 0:
+                    self.drop_rules.remove(rule)
+                return True
+        return random.random() < self.config.drop_probability
+
     async def _run(self, delivery: Delivery, payload: str, secret: str) -> None:
         if self.config.shuffle_max_delay_ms > 0:
             await asyncio.sleep(random.uniform(0, self.config.shuffle_max_delay_ms) / 1000)
@@ -134,8 +185,7 @@ class DeliveryManager:
             delivery.next_attempt_at = None
             if await self._attempt(delivery, payload, secret):
                 delivery.status = "succeeded"
-                if delivery.kind == "original":
-                    self._one_less_pending(delivery.event_id)
+                self._acknowledged(delivery)
                 return
         delivery.status = "failed"
 
@@ -169,8 +219,14 @@ class DeliveryManager:
         delivery.attempts.append(Attempt(at=started, status=status, error=error, duration_ms=duration_ms))
         return status is not None and 200 <= status < 300
 
-    def _one_less_pending(self, event_id: str) -> None:
-        event = self.store.get(event_id, "event")
+    def _acknowledged(self, delivery: Delivery) -> None:
+        """The first success per (event, endpoint) settles that endpoint's pending webhook, whether
+        it is the original, its chaos duplicate, or a redelivery of one that failed or was dropped."""
+        key = (delivery.event_id, delivery.endpoint_id)
+        if key not in self._owed:
+            return
+        self._owed.discard(key)
+        event = self.store.get(delivery.event_id, "event")
         if event is not None and event["pending_webhooks"] > 0:
             event["pending_webhooks"] -= 1
 
@@ -192,6 +248,8 @@ class DeliveryManager:
             task.cancel()
         self._tasks.clear()
         self.log.clear()
+        self.drop_rules.clear()
+        self._owed.clear()
 
     async def close(self) -> None:
         self.reset()

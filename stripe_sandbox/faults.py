@@ -4,6 +4,10 @@ A fault answers *before* the handler runs, so the write is not applied and a ret
 the same Idempotency-Key creates exactly one object. ``after_apply`` faults run the handler
 (and record its response under the Idempotency-Key) and then answer 500, which proves that
 an idempotent retry does not duplicate a write whose response was lost.
+
+A rule lasts for ``count`` requests, or ``duration_s`` seconds, or until cleared; it can let the
+first ``start_after`` matching requests through (a run that fails after some pages), and it
+applies to the requests whose path starts with one of its prefixes (and ``method``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -34,9 +39,19 @@ class FaultRule:
     after_apply: bool
     should_retry: bool | None = None  # sent as Stripe-Should-Retry: true/false when set
     fired: int = 0
+    # More prefixes besides ``path_prefix`` (a rule for several routes shares one count).
+    also_paths: list[str] = field(default_factory=list)
+    start_after: int = 0  # matching requests let through before the rule fires
+    expires_at: float | None = None  # wall-clock time (``duration_s`` after it was added)
+    passed: int = 0
 
     def matches(self, method: str, path: str) -> bool:
-        return path.startswith(self.path_prefix) and (self.method is None or self.method == method)
+        if self.method is not None and self.method != method:
+            return False
+        return path.startswith(self.path_prefix) or any(path.startswith(prefix) for prefix in self.also_paths)
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     def response(self) -> web.Response:
         status = self.status or 500
@@ -77,6 +92,8 @@ class FaultRegistry:
             "delay_ms",
             "after_apply",
             "should_retry",
+            "duration_s",
+            "start_after",
         }
         unknown = set(spec) - allowed
         if unknown:
@@ -94,12 +111,29 @@ class FaultRegistry:
         if should_retry is not None and not isinstance(should_retry, bool):
             raise invalid("should_retry must be true or false", "should_retry")
         method = spec.get("method")
+        prefixes = spec.get("path_prefix", "/v1/")
+        if isinstance(prefixes, str):
+            prefixes = [prefixes]
+        if not (isinstance(prefixes, list) and prefixes and all(isinstance(p, str) for p in prefixes)):
+            raise invalid("path_prefix must be a path prefix or a list of them", "path_prefix")
+        duration = spec.get("duration_s")
+        if duration is not None and not (isinstance(duration, int | float) and duration > 0):
+            raise invalid("duration_s must be a positive number of seconds", "duration_s")
+        start_after = spec.get("start_after", 0)
+        if not (isinstance(start_after, int) and start_after >= 0):
+            raise invalid("start_after must be a number of requests", "start_after")
+        count = spec.get("count")
+        if count is not None and not (isinstance(count, int) and count > 0):
+            raise invalid("count must be a positive number of requests", "count")
         rule = FaultRule(
             id=next(_ids),
-            path_prefix=str(spec.get("path_prefix", "/v1/")),
+            path_prefix=prefixes[0],
+            also_paths=prefixes[1:],
+            start_after=start_after,
+            expires_at=time.time() + float(duration) if duration is not None else None,
             method=method.upper() if isinstance(method, str) else None,
             status=status,
-            count=int(spec["count"]) if spec.get("count") is not None else None,
+            count=count,
             rate=float(rate) if rate is not None else None,
             retry_after=int(spec["retry_after"]) if spec.get("retry_after") is not None else None,
             delay_ms=delay_ms,
@@ -114,8 +148,13 @@ class FaultRegistry:
 
     def take(self, method: str, path: str) -> FaultRule | None:
         """The first rule that fires for this request; consumes one of its ``count``."""
+        now = time.time()
+        self.rules = [rule for rule in self.rules if not rule.expired(now)]
         for rule in self.rules:
             if not rule.matches(method, path):
+                continue
+            if rule.passed < rule.start_after:
+                rule.passed += 1
                 continue
             if rule.rate is not None and random.random() >= rule.rate:
                 continue
@@ -128,4 +167,5 @@ class FaultRegistry:
         return None
 
     def as_list(self) -> list[dict[str, Any]]:
-        return [asdict(rule) for rule in self.rules]
+        now = time.time()
+        return [asdict(rule) for rule in self.rules if not rule.expired(now)]

@@ -15,6 +15,7 @@ from .delivery import DeliveryManager
 from .faults import FaultRegistry
 from .idempotency import IdempotencyCache
 from .shapes import catalog
+from .stats import RequestStats
 from .store import JsonObject, Store, read_state_file, write_state_file
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Sandbox:
         self.faults = FaultRegistry()
         self.idempotency = IdempotencyCache()
         self.delivery = DeliveryManager(self.store, self.config)
+        self.stats = RequestStats()
         self._saved_version = -1
         self._save_handle: asyncio.TimerHandle | None = None
         if data_dir is not None:
@@ -86,6 +88,7 @@ class Sandbox:
         self.faults.clear()
         self.idempotency.reset()
         self.delivery.reset()
+        self.stats.reset()
         for name, value in self.initial_config.as_dict().items():
             setattr(self.config, name, value)
         self.persist_soon()

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import checkout_lifecycle as lifecycle
-from ..api import ApiRequest, filter_equal, route
+from ..api import ApiRequest, matching, route
 from ..errors import invalid
 from ..params import get_bool, get_dict, get_int, get_list, get_str, merge_metadata
-from ..render import paginate
+from ..render import list_page, paginate
 from ..sandbox import Sandbox
 from ..shapes import catalog as catalog_shapes
 from ..shapes import checkout as shapes
@@ -234,12 +234,8 @@ def expire_session(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("GET", "/v1/checkout/sessions")
 def list_sessions(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    sessions = filter_equal(
-        sb.store.newest_first("checkout.session"),
-        req.params,
-        ["customer", "status", "payment_intent", "subscription"],
-    )
-    return paginate(sessions, req.params, "/v1/checkout/sessions")
+    where = matching(req.params, ["customer", "status", "payment_intent", "subscription"])
+    return list_page(sb.store, "checkout.session", req.params, "/v1/checkout/sessions", where)
 
 
 @route("GET", "/v1/checkout/sessions/{id}/line_items")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import billing, charging
-from ..api import ApiRequest, filter_equal, live, route
+from ..api import ApiRequest, filter_equal, is_live, matching, route
 from ..cards import card_for_number
 from ..errors import invalid
 from ..params import get_dict, get_int, get_str, merge_metadata
-from ..render import paginate
+from ..render import list_page, paginate
 from ..sandbox import Sandbox
 from ..shapes import customers as shapes
 from ..store import JsonObject
@@ -97,8 +97,8 @@ def delete_customer(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("GET", "/v1/customers")
 def list_customers(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    customers = filter_equal(live(sb.store.newest_first("customer")), req.params, ["email"])
-    return paginate(customers, req.params, "/v1/customers")
+    where = matching(req.params, ["email"], is_live)
+    return list_page(sb.store, "customer", req.params, "/v1/customers", where)
 
 
 @route("POST", "/v1/payment_methods")

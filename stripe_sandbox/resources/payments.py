@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import billing, charging
-from ..api import ApiRequest, filter_equal, route
+from ..api import ApiRequest, matching, route
 from ..errors import invalid
 from ..params import get_bool, get_int, get_str, merge_metadata
-from ..render import paginate
+from ..render import list_page, paginate
 from ..sandbox import Sandbox
 from ..store import JsonObject
 
@@ -102,8 +102,8 @@ def cancel_payment_intent(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("GET", "/v1/payment_intents")
 def list_payment_intents(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    pis = filter_equal(sb.store.newest_first("payment_intent"), req.params, ["customer"])
-    return paginate(pis, req.params, "/v1/payment_intents")
+    where = matching(req.params, ["customer"])
+    return list_page(sb.store, "payment_intent", req.params, "/v1/payment_intents", where)
 
 
 @route("GET", "/v1/charges/{id}")
@@ -118,8 +118,8 @@ def update_charge(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("GET", "/v1/charges")
 def list_charges(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    charges = filter_equal(sb.store.newest_first("charge"), req.params, ["customer", "payment_intent"])
-    return paginate(charges, req.params, "/v1/charges")
+    where = matching(req.params, ["customer", "payment_intent"])
+    return list_page(sb.store, "charge", req.params, "/v1/charges", where)
 
 
 @route("POST", "/v1/refunds")
@@ -160,15 +160,15 @@ def update_refund(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("GET", "/v1/refunds")
 def list_refunds(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    refunds = filter_equal(sb.store.newest_first("refund"), req.params, ["charge", "payment_intent"])
-    return paginate(refunds, req.params, "/v1/refunds")
+    where = matching(req.params, ["charge", "payment_intent"])
+    return list_page(sb.store, "refund", req.params, "/v1/refunds", where)
 
 
 @route("GET", "/v1/charges/{id}/refunds")
 def list_charge_refunds(sb: Sandbox, req: ApiRequest) -> JsonObject:
     charge = sb.store.require(req.arg("id"), "charge")
-    refunds = [r for r in sb.store.newest_first("refund") if r["charge"] == charge["id"]]
-    return paginate(refunds, req.params, f"/v1/charges/{charge['id']}/refunds")
+    where = matching({"charge": charge["id"]}, ["charge"])
+    return list_page(sb.store, "refund", req.params, f"/v1/charges/{charge['id']}/refunds", where)
 
 
 @route("GET", "/v1/invoices/{id}")
@@ -191,8 +191,8 @@ def pay_invoice(sb: Sandbox, req: ApiRequest) -> JsonObject:
 
 @route("GET", "/v1/invoices")
 def list_invoices(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    invoices = filter_equal(sb.store.newest_first("invoice"), req.params, ["customer", "subscription", "status"])
-    return paginate(invoices, req.params, "/v1/invoices")
+    where = matching(req.params, ["customer", "subscription", "status"])
+    return list_page(sb.store, "invoice", req.params, "/v1/invoices", where)
 
 
 @route("GET", "/v1/invoices/{id}/lines")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from .. import clock
 from ..api import ApiRequest, route
 from ..errors import invalid
 from ..params import get_bool, get_int, get_list, get_str, merge_metadata
-from ..render import paginate
+from ..render import list_page, paginate
 from ..sandbox import Sandbox
 from ..shapes import catalog as shapes
 from ..shapes.customers import deleted
@@ -110,14 +111,21 @@ def _type_matches(pattern: str, event_type: str) -> bool:
 
 @route("GET", "/v1/events")
 def list_events(sb: Sandbox, req: ApiRequest) -> JsonObject:
-    events = sb.store.newest_first("event")
+    """Every event the sandbox recorded, newest first. Silent changes (``/_sandbox/silent``, bulk
+    creation) record none; an event whose delivery chaos dropped is here all the same, as at Stripe
+    (``delivery_success=false`` finds the events some endpoint has not acknowledged)."""
     patterns = [str(t) for t in get_list(req.params, "types")]
     single = get_str(req.params, "type")
     if single is not None:
         patterns.append(single)
+    delivered = get_bool(req.params, "delivery_success")
+    checks: list[Callable[[JsonObject], bool]] = []
     if patterns:
-        events = [e for e in events if any(_type_matches(p, e["type"]) for p in patterns)]
-    return paginate(events, req.params, "/v1/events")
+        checks.append(lambda e: any(_type_matches(p, e["type"]) for p in patterns))
+    if delivered is not None:
+        checks.append(lambda e: (e["pending_webhooks"] == 0) is delivered)
+    where = (lambda e: all(check(e) for check in checks)) if checks else None
+    return list_page(sb.store, "event", req.params, "/v1/events", where)
 
 
 # Test clocks: Stripe attaches them to customers; the sandbox has one global clock, so

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import billing, charging
-from ..api import ApiRequest, filter_equal, route
+from ..api import ApiRequest, matching, route
 from ..errors import invalid
 from ..params import get_bool, get_dict, get_int, get_list, get_str, merge_metadata
-from ..render import paginate
+from ..render import list_page, paginate
 from ..sandbox import Sandbox
 from ..store import JsonObject
 
 PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
+STATUSES = (
+    "active",
+    "all",
+    "canceled",
+    "ended",
+    "incomplete",
+    "incomplete_expired",
+    "past_due",
+    "paused",
+    "trialing",
+    "unpaid",
+)
+ENDED = ("canceled", "incomplete_expired")
 
 
 def item_specs(sb: Sandbox, raw_items: list[Any]) -> list[billing.ItemSpec]:
@@ -116,21 +130,31 @@ def cancel_subscription(sb: Sandbox, req: ApiRequest) -> JsonObject:
     return billing.cancel_subscription(sb, sub)
 
 
+def _status_filter(status: str | None) -> Callable[[JsonObject], bool] | None:
+    """Stripe's ``status``: unset lists every subscription that has not ended, ``ended`` those
+    that have, ``all`` every one, anything else that one status."""
+    if status is None:
+        return lambda sub: sub["status"] not in ENDED
+    if status == "ended":
+        return lambda sub: sub["status"] in ENDED
+    if status == "all":
+        return None
+    if status not in STATUSES:
+        raise invalid(f"Invalid status: must be one of {', '.join(STATUSES)}", "status")
+    return lambda sub: sub["status"] == status
+
+
 @route("GET", "/v1/subscriptions")
 def list_subscriptions(sb: Sandbox, req: ApiRequest) -> JsonObject:
     params = req.params
-    subs = filter_equal(sb.store.newest_first("subscription"), params, ["customer"])
-    status = get_str(params, "status")
-    if status is None:
-        subs = [s for s in subs if s["status"] not in ("canceled", "incomplete_expired")]
-    elif status == "ended":
-        subs = [s for s in subs if s["status"] in ("canceled", "incomplete_expired")]
-    elif status != "all":
-        subs = [s for s in subs if s["status"] == status]
+    checks = []
+    status_check = _status_filter(get_str(params, "status"))
+    if status_check is not None:
+        checks.append(status_check)
     price = get_str(params, "price")
     if price is not None:
-        subs = [s for s in subs if any(i["price"]["id"] == price for i in s["items"]["data"])]
-    return paginate(subs, params, "/v1/subscriptions")
+        checks.append(lambda sub: any(i["price"]["id"] == price for i in sub["items"]["data"]))
+    return list_page(sb.store, "subscription", params, "/v1/subscriptions", matching(params, ["customer"], *checks))
 
 
 @route("GET", "/v1/subscription_items")
