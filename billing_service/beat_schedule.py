@@ -46,6 +46,13 @@ class JobPolicySpec:
             raise ValueError("timeout_seconds must be at least 1")
 
 
+def _setting_int(name: str, default: int) -> int:
+    """A schedule taken from the settings (the declared default before Django is configured)."""
+    from django.conf import settings
+
+    return int(getattr(settings, name, default)) if settings.configured else default
+
+
 @dataclass(frozen=True)
 class ScheduledTask:
     name: str
@@ -97,6 +104,65 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         task="common.purge_job_runs",
         description="Deletes periodic job run rows older than JOB_RUN_RETENTION_DAYS.",
         crontab="41 3 * * *",
+    ),
+    ScheduledTask(
+        name="sweep-hosted-sessions",
+        task="recovery.sweep_hosted_sessions",
+        description=(
+            "Marks open hosted sessions past their expiry expired, and expired ones whose invoice is still open "
+            "abandoned after HOSTED_SESSION_ABANDON_AFTER_SECONDS (set-based UPDATEs)."
+        ),
+        every_seconds=60,
+        # A minute-long interval: retries must land before the next tick to be worth anything.
+        policy=JobPolicySpec(max_attempts=2, base_backoff_seconds=10, max_backoff_seconds=20, jitter_seconds=5),
+    ),
+    ScheduledTask(
+        name="hosted-session-recovery",
+        task="recovery.hosted_session_recovery",
+        description=(
+            "Sweeps, then gives abandoned sessions a way back (Stripe's recovery URL, else a regenerated session) "
+            "and notifies by email or Slack; one RecoveryRun per run. Off when HOSTED_RECOVERY_WORKER_ENABLED=false."
+        ),
+        # Read once, when install_beat_schedule writes the row: after a change, install with --reset
+        # or edit the task's interval in the admin.
+        every_seconds=_setting_int("HOSTED_RECOVERY_INTERVAL_SECONDS", 300),
+        # Up to HOSTED_RECOVERY_LIMIT sessions, each with Stripe calls and a notification: more time
+        # than the default. A retry re-sweeps and resumes; the per-session claims keep it from
+        # repeating an attempt.
+        policy=JobPolicySpec(
+            max_attempts=2, base_backoff_seconds=60, max_backoff_seconds=120, jitter_seconds=15, timeout_seconds=600
+        ),
+    ),
+    ScheduledTask(
+        name="reconcile-daily",
+        task="reconciliation.reconcile_daily",
+        description=(
+            "Incremental reconciliation with Stripe of every project: the events and new objects of the last "
+            "RECONCILIATION_DAYS_BACK days, Monday to Saturday at RECONCILIATION_SCHEDULE_HOUR UTC (Sunday's full "
+            "run covers the rest). Beat's runs are off when RECONCILIATION_ENABLED=false."
+        ),
+        # The hour is read when install_beat_schedule writes the row (as for the recovery interval).
+        crontab=f"0 {_setting_int('RECONCILIATION_SCHEDULE_HOUR', 3)} * * 1-6",
+        # A retry resumes each failed project from its cursors and skips the projects already done.
+        policy=JobPolicySpec(
+            max_attempts=3, base_backoff_seconds=300, max_backoff_seconds=1800, jitter_seconds=60, timeout_seconds=3600
+        ),
+    ),
+    ScheduledTask(
+        name="reconcile-weekly",
+        task="reconciliation.reconcile_weekly",
+        description=(
+            "Full reconciliation with Stripe of every project (every subscription, payment intent, charge and "
+            "customer), Sunday at RECONCILIATION_SCHEDULE_HOUR UTC. Off when RECONCILIATION_ENABLED=false."
+        ),
+        crontab=f"0 {_setting_int('RECONCILIATION_SCHEDULE_HOUR', 3)} * * 0",
+        policy=JobPolicySpec(
+            max_attempts=3,
+            base_backoff_seconds=600,
+            max_backoff_seconds=1800,
+            jitter_seconds=60,
+            timeout_seconds=4 * 3600,
+        ),
     ),
 )
 

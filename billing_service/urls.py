@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("apps.checkout.invoices.urls")),
     path("api/v1/", include("apps.checkout.hosted.urls")),
     path("api/v1/", include("apps.webhooks.urls")),
+    path("api/v1/", include("apps.reconciliation.urls")),
     path("api/v1/", include("apps.entitlements.urls")),
     path("api/v1/", include("apps.common.urls")),
     path("admin/", admin.site.urls),

@@ -24,7 +24,7 @@ from factory.declarations import LazyAttribute, SelfAttribute, Sequence, SubFact
 from factory.django import DjangoModelFactory
 
 from apps.catalog.models import CatalogProduct, CatalogSyncRun, CustomField, OptionGroup, PriceFeature
-from apps.checkout.models import BillingCustomer, CheckoutSession, PortalSession
+from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice, InvoiceLine, PortalSession
 from apps.common.models import AuditLog, IdempotencyRecord, JobPolicy, JobRun
 from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 from apps.projects.models import ApiKey, App, Project
@@ -146,6 +146,58 @@ class PortalSessionFactory(DjangoModelFactory[PortalSession]):
     project = SelfAttribute("customer.project")
     return_url = "https://example.invalid/account"
     stripe_session_id = Sequence(lambda n: f"bps_factory{n}")
+
+
+class InvoiceFactory(DjangoModelFactory[Invoice]):
+    """A draft invoice of 3000 usd (its customer has no Stripe customer yet, as invoice_create leaves
+    it). Lines are separate: `InvoiceLineFactory(invoice=...)`; amounts are not re-added up."""
+
+    class Meta:
+        model = Invoice
+
+    customer = SubFactory(BillingCustomerFactory, stripe_customer_id=None)
+    project = SelfAttribute("customer.project")
+    user_id = SelfAttribute("customer.user_id")
+    currency = "usd"
+    status = Invoice.Status.DRAFT
+    subtotal = 3000
+    total = 3000
+    created_by = "app:factory"
+
+
+class InvoiceLineFactory(DjangoModelFactory[InvoiceLine]):
+    """2 x 1500 of a product of the invoice's project, with the breakdown pricing would store."""
+
+    class Meta:
+        model = InvoiceLine
+
+    invoice = SubFactory(InvoiceFactory)
+    position = Sequence(lambda n: n % 30_000)
+    product = SubFactory(CatalogProductFactory, project=SelfAttribute("..invoice.project"))
+    product_name = SelfAttribute("product.name")
+    quantity = 2
+    base_amount = 1500
+    unit_amount = 1500
+    line_total = LazyAttribute(lambda line: line.unit_amount * line.quantity)
+    breakdown = LazyAttribute(
+        lambda line: {
+            "currency": "usd",
+            "base": line.base_amount,
+            "options": [],
+            "add_ons": [],
+            "before_plan": line.unit_amount,
+            "plan": None,
+            "unit_amount": line.unit_amount,
+            "quantity": line.quantity,
+            "line_total": line.line_total,
+        }
+    )
+
+
+def _invoice_with_a_line() -> Model:
+    # The change page shows the lines inline, breakdown included: one line, so that it renders.
+    invoice: Model = InvoiceLineFactory.create().invoice
+    return invoice
 
 
 class GrantFactory(DjangoModelFactory[Grant]):
@@ -414,6 +466,7 @@ ADMIN_ROW_FACTORIES: dict[str, Callable[[], Model]] = {
     "checkout.billingcustomer": BillingCustomerFactory.create,
     "checkout.checkoutsession": CheckoutSessionFactory.create,
     "checkout.portalsession": PortalSessionFactory.create,
+    "checkout.invoice": _invoice_with_a_line,
     "entitlements.grant": GrantFactory.create,
     "entitlements.entitlement": EntitlementFactory.create,
     "entitlements.subscriptionrecord": SubscriptionRecordFactory.create,
@@ -470,3 +523,172 @@ class JobRunFactory(DjangoModelFactory[JobRun]):
     outcome = JobRun.Outcome.SUCCEEDED
     started_at = LazyAttribute(lambda _: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     finished_at = LazyAttribute(lambda run: None if run.outcome == "running" else run.started_at)
+
+
+ADMIN_ROW_FACTORIES.update({"common.jobpolicy": JobPolicyFactory.create, "common.jobrun": JobRunFactory.create})
+
+
+def invoice_with_lines(
+    *,
+    project: Project,
+    user_id: str = "user_42",
+    lines: list[dict[str, Any]] | None = None,
+    status: str = "draft",
+    currency: str = "usd",
+) -> Invoice:
+    """An invoice as invoice_create leaves it (amounts already priced), for tests of what follows it.
+
+    Each line: `name`, `unit_amount`, `quantity` (1), `feature_code` (""), `purchase_duration_days` (None).
+    The user's customer row is reused or created without a Stripe customer, as invoice_create does.
+    """
+    customer, _ = BillingCustomer.objects.get_or_create(project=project, user_id=user_id)
+    specs = lines if lines is not None else [{"name": "Report", "unit_amount": 1500, "quantity": 2}]
+    totals = [spec["unit_amount"] * spec.get("quantity", 1) for spec in specs]
+    invoice = Invoice.objects.create(
+        project=project,
+        customer=customer,
+        user_id=user_id,
+        currency=currency,
+        status=status,
+        subtotal=sum(totals),
+        total=sum(totals),
+        created_by="factory",
+    )
+    for position, (spec, total) in enumerate(zip(specs, totals, strict=True)):
+        product = CatalogProductFactory.create(
+            project=project, name=spec["name"], unit_amount=spec["unit_amount"], currency=currency
+        )
+        InvoiceLine.objects.create(
+            invoice=invoice,
+            position=position,
+            product=product,
+            product_name=spec["name"],
+            quantity=spec.get("quantity", 1),
+            base_amount=spec["unit_amount"],
+            unit_amount=spec["unit_amount"],
+            line_total=total,
+            breakdown={"base": spec["unit_amount"], "unit_amount": spec["unit_amount"], "line_total": total},
+            feature_code=spec.get("feature_code", ""),
+            purchase_duration_days=spec.get("purchase_duration_days"),
+        )
+    return invoice
+
+
+# --- recovery (apps/recovery) --------------------------------------------------------------------
+
+from apps.recovery.models import RecoveryAttempt, RecoveryRun  # noqa: E402 - appended section
+
+
+class RecoveryRunFactory(DjangoModelFactory[RecoveryRun]):
+    """A finished scheduled recovery run; `status="running", finished_at=None` for one in progress."""
+
+    class Meta:
+        model = RecoveryRun
+
+    trigger = RecoveryRun.Trigger.SCHEDULED
+    status = RecoveryRun.Status.SUCCEEDED
+    started_at = NOW
+    finished_at = NOW
+    counts = {"examined": 1, "expired": 2, "abandoned": 1, "recovered": 1, "notified": 1, "failed": 0}
+    errors: list[str] = []
+
+
+class RecoveryAttemptFactory(DjangoModelFactory[RecoveryAttempt]):
+    """Attempt 1 on an abandoned session of an open invoice: Stripe's recovery URL, emailed."""
+
+    class Meta:
+        model = RecoveryAttempt
+
+    session = SubFactory(
+        CheckoutSessionFactory,
+        mode=CheckoutSession.Mode.PAYMENT,
+        stripe_price_id="",
+        status=CheckoutSession.Status.ABANDONED,
+        invoice=SubFactory(InvoiceFactory, customer=SelfAttribute("..customer"), status=Invoice.Status.OPEN),
+        recovery_url="https://checkout.example.invalid/recover",
+        recovery_attempts=1,
+    )
+    run = SubFactory(RecoveryRunFactory)
+    number = 1
+    method = RecoveryAttempt.Method.STRIPE_RECOVERY_URL
+    url = SelfAttribute("session.recovery_url")
+    channel = RecoveryAttempt.Channel.EMAIL
+    notified_channels = ["email"]
+    notification_status = RecoveryAttempt.NotificationStatus.SENT
+    notification_tries = 1
+    notified_at = NOW
+
+
+# Declared after ADMIN_ROW_FACTORIES, so added to it here.
+ADMIN_ROW_FACTORIES.update(
+    {
+        "recovery.recoveryrun": RecoveryRunFactory.create,
+        "recovery.recoveryattempt": RecoveryAttemptFactory.create,
+    }
+)
+
+
+# --- reconciliation (apps/reconciliation) ----------------------------------------------------------
+
+from apps.reconciliation.models import Discrepancy, ReconciliationRun, SyncCursor  # noqa: E402 - appended section
+
+
+class ReconciliationRunFactory(DjangoModelFactory[ReconciliationRun]):
+    """A finished full run of its own project; `status="running", finished_at=None` for one in progress
+    (at most one per project). `started_at` is stamped on creation."""
+
+    class Meta:
+        model = ReconciliationRun
+
+    project = SubFactory(ProjectFactory)
+    trigger = ReconciliationRun.Trigger.SCHEDULED
+    mode = ReconciliationRun.Mode.FULL
+    status = ReconciliationRun.Status.SUCCEEDED
+    finished_at = LazyAttribute(lambda run: None if run.status == "running" else dt.datetime.now(dt.UTC))
+    counts = {"subscription": {"checked": 3, "drift_found": 1, "corrected": 0, "left_open": 1, "errors": 0}}
+    summary = {"subscriptions_checked": 3, "purchases_checked": 0, "drift_detected": 1, "corrected": 0, "left_open": 1}
+    cursors = {"subscription": {"starting_after": "", "pages": 1, "objects_seen": 3}}
+    stripe_requests = 1
+    db_writes = 1
+    duration_ms = 1200
+    requested_by = "beat"
+
+
+class DiscrepancyFactory(DjangoModelFactory[Discrepancy]):
+    """An open subscription status drift found by a run of its own project."""
+
+    class Meta:
+        model = Discrepancy
+
+    run = SubFactory(ReconciliationRunFactory)
+    project = SelfAttribute("run.project")
+    kind = "subscription_status"
+    object_type = "subscription"
+    stripe_id = Sequence(lambda n: f"sub_factory{n}")
+    user_id = "user_42"
+    local_value = {"status": "active"}
+    stripe_value = {"status": "canceled"}
+
+
+class SyncCursorFactory(DjangoModelFactory[SyncCursor]):
+    """A full listing of subscriptions stopped after 3 pages (where a resumed run goes on)."""
+
+    class Meta:
+        model = SyncCursor
+
+    run = SubFactory(ReconciliationRunFactory)
+    project = SelfAttribute("run.project")
+    object_type = "subscription"
+    mode = ReconciliationRun.Mode.FULL
+    starting_after = Sequence(lambda n: f"sub_cursor{n}")
+    pages = 3
+    objects_seen = 300
+
+
+ADMIN_ROW_FACTORIES.update(
+    {
+        "reconciliation.reconciliationrun": ReconciliationRunFactory.create,
+        "reconciliation.discrepancy": DiscrepancyFactory.create,
+        "reconciliation.synccursor": SyncCursorFactory.create,
+    }
+)

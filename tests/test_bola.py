@@ -13,16 +13,28 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from apps.catalog.models import CatalogProduct
+from apps.checkout.models import CheckoutSession, Invoice
 from apps.entitlements.grants import grant_create
 from apps.entitlements.services import revenue_payment_record
+from apps.reconciliation.models import Discrepancy
 from apps.webhooks.replays import replay_run
 from tests.conftest import Tenant, committed
-from tests.factories import CatalogProductFactory, CatalogSyncRunFactory, PriceFeatureFactory, ProcessorEventFactory
+from tests.factories import (
+    CatalogProductFactory,
+    CatalogSyncRunFactory,
+    CheckoutSessionFactory,
+    DiscrepancyFactory,
+    PriceFeatureFactory,
+    ProcessorEventFactory,
+    ReconciliationRunFactory,
+    invoice_with_lines,
+)
 
 pytestmark = pytest.mark.django_db
 
-# Routes that are not about a project's objects.
-NOT_TENANT_SCOPED = {"metrics-alias", "whoami", "webhooks-stripe", "webhooks-stripe-alias"}
+# Routes that are not about a project's objects. scheduler-health reports the service's periodic
+# jobs, the same for every `ops` key: it holds no project's data.
+NOT_TENANT_SCOPED = {"metrics-alias", "whoami", "webhooks-stripe", "webhooks-stripe-alias", "scheduler-health"}
 
 
 def _api_route_names() -> set[str]:
@@ -59,13 +71,29 @@ def alices_things(alice: Tenant) -> dict[str, Any]:
     )
     run = replay_run(project_id=project.pk, requested_by="ops", event_ids=["evt_alice"], dry_run=True)
     sync_run = CatalogSyncRunFactory.create(project=project, status="succeeded", counts={"products": 12345})
+    invoice = invoice_with_lines(project=project, user_id="u1", status="open")
+    hosted = CheckoutSessionFactory.create(
+        project=project,
+        customer=invoice.customer,
+        user_id="u1",
+        mode="payment",
+        invoice=invoice,
+        stripe_session_id="cs_alice_hosted",
+    )
+    recon_run = ReconciliationRunFactory.create(project=project, counts={"subscription": {"checked": 12345}})
+    discrepancy = DiscrepancyFactory.create(run=recon_run, stripe_id="sub_alice_drift", user_id="u1")
     return {
         "project": project.pk,
+        "recon_run": recon_run.pk,
+        "discrepancy": discrepancy.pk,
         "app": alice.app.pk,
         "product": product.pk,
         "run": run.pk,
         "event": event.stripe_event_id,
         "sync_run": sync_run.pk,
+        "invoice": invoice.pk,
+        "hosted_session": hosted.pk,
+        "hosted_updated_at": hosted.updated_at.isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -126,11 +154,66 @@ def _cases(a: dict[str, Any]) -> dict[str, list[tuple[str, str, dict[str, Any] |
         ],
         "metrics-subscriptions": [("get", f"/api/v1/metrics/project/{p}/subscriptions", None, {403})],
         "metrics-revenue": [("get", f"/api/v1/metrics/project/{p}/revenue", None, {403})],
+        "invoices": [
+            # The list answers bob's own (empty) invoices: checked for leaks below.
+            ("get", "/api/v1/billing/invoices", None, {200}),
+            (
+                "post",
+                "/api/v1/billing/invoices",
+                {"project_id": p, "user_id": "u1", "currency": "usd", "lines": [{"product_id": a["product"]}]},
+                {403},
+            ),
+        ],
+        "invoice-detail": [("get", f"/api/v1/billing/invoices/{a['invoice']}", None, {404})],
+        "invoice-void": [("post", f"/api/v1/billing/invoices/{a['invoice']}/void", {}, {404})],
+        "invoice-mark-uncollectible": [
+            ("post", f"/api/v1/billing/invoices/{a['invoice']}/mark_uncollectible", {}, {404})
+        ],
         # Lists answer bob's own (empty) data: checked for leaks below.
         "catalog-prices": [("get", "/api/v1/catalog/prices", None, {200})],
         "catalog-sync-run": [("get", f"/api/v1/catalog/sync/{a['sync_run']}", None, {404})],
         # Starts a run of bob's own project (202): checked for leaks below.
         "catalog-sync": [("post", "/api/v1/catalog/sync", {}, {202})],
+        "invoice-checkout": [
+            (
+                "post",
+                f"/api/v1/billing/invoices/{a['invoice']}/checkout",
+                {"success_url": "https://bravo.example/", "cancel_url": "https://bravo.example/"},
+                {404},
+            )
+        ],
+        "billing-sessions": [("get", "/api/v1/billing/sessions", None, {200})],
+        "billing-session-detail": [("get", f"/api/v1/billing/sessions/{a['hosted_session']}", None, {404})],
+        "billing-session-regenerate": [
+            (
+                "post",
+                f"/api/v1/billing/sessions/{a['hosted_session']}/regenerate",
+                {"updated_at": a["hosted_updated_at"]},
+                {404},
+            )
+        ],
+        "reconciliation-runs": [
+            # The list answers bob's own (empty) runs: checked for leaks below.
+            ("get", "/api/v1/billing/reconciliation/runs", None, {200}),
+            ("post", "/api/v1/billing/reconciliation/runs", {"project_id": p, "mode": "full"}, {403}),
+        ],
+        "reconciliation-run-detail": [("get", f"/api/v1/billing/reconciliation/runs/{a['recon_run']}", None, {404})],
+        "reconciliation-discrepancies": [
+            ("get", "/api/v1/billing/reconciliation/discrepancies", None, {200}),
+            # Her run's id as a filter selects nothing of bob's, and shows nothing of hers.
+            ("get", f"/api/v1/billing/reconciliation/discrepancies?run={a['recon_run']}", None, {200}),
+        ],
+        "reconciliation-discrepancy-detail": [
+            ("get", f"/api/v1/billing/reconciliation/discrepancies/{a['discrepancy']}", None, {404})
+        ],
+        "reconciliation-discrepancy-resolve": [
+            (
+                "post",
+                f"/api/v1/billing/reconciliation/discrepancies/{a['discrepancy']}/resolve",
+                {"action": "ignore", "note": "not mine"},
+                {404},
+            )
+        ],
     }
 
 
@@ -144,7 +227,7 @@ def test_bobs_key_reaches_none_of_alices_objects(
     alice: Tenant, bob: Tenant, alices_things: dict[str, Any], stripe_sandbox: Any
 ) -> None:
     api = bob.client()
-    secrets = ["secret-plan", "price_alice", "evt_alice", "12345", "Secret plan"]
+    secrets = ["secret-plan", "price_alice", "evt_alice", "12345", "Secret plan", "cs_alice_hosted", "sub_alice_drift"]
     for name, cases in _cases(alices_things).items():
         for method, path, body, allowed in cases:
             response = (
@@ -158,7 +241,10 @@ def test_bobs_key_reaches_none_of_alices_objects(
     listing = api.get("/api/v1/products").json()
     assert listing["results"] == []
     # Nothing of Alice's changed.
+    assert Discrepancy.objects.get(pk=alices_things["discrepancy"]).status == "open"
     assert CatalogProduct.objects.get(pk=alices_things["product"]).name == "Secret plan"
+    assert CheckoutSession.objects.get(pk=alices_things["hosted_session"]).status == "open"
+    assert Invoice.objects.get(pk=alices_things["invoice"]).status == "open"
     assert (
         json.loads(
             alice.client()

@@ -22,7 +22,16 @@ from djstripe.models import Price
 
 from apps.common.pagination import CURSOR_ERROR, DEFAULT_LIMIT, LIMIT_ERROR, MAX_LIMIT
 from tests.conftest import Tenant
-from tests.factories import CatalogProductFactory, StripePriceFactory, StripeProductFactory
+from tests.factories import (
+    CatalogProductFactory,
+    CheckoutSessionFactory,
+    DiscrepancyFactory,
+    InvoiceFactory,
+    ReconciliationRunFactory,
+    StripePriceFactory,
+    StripeProductFactory,
+    invoice_with_lines,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +60,33 @@ def _prices(tenant: Tenant, count: int) -> list[Any]:
     return list(Price.objects.filter(id__in=ids).order_by("id").values_list("id", flat=True))
 
 
+def _hosted_sessions(tenant: Tenant, count: int) -> list[Any]:
+    invoice = invoice_with_lines(project=tenant.project, status="open")
+    rows = [
+        CheckoutSessionFactory.create(
+            project=tenant.project, customer=invoice.customer, user_id=invoice.user_id, mode="payment", invoice=invoice
+        )
+        for _ in range(count)
+    ]
+    return sorted((row.pk for row in rows), reverse=True)  # newest first
+
+
+def _invoices(tenant: Tenant, count: int) -> list[Any]:
+    rows = [InvoiceFactory.create(customer__project=tenant.project) for _ in range(count)]
+    return sorted((row.pk for row in rows), reverse=True)  # newest first
+
+
+def _reconciliation_runs(tenant: Tenant, count: int) -> list[Any]:
+    rows = [ReconciliationRunFactory.create(project=tenant.project) for _ in range(count)]
+    return sorted((row.pk for row in rows), reverse=True)  # newest first
+
+
+def _discrepancies(tenant: Tenant, count: int) -> list[Any]:
+    run = ReconciliationRunFactory.create(project=tenant.project)
+    rows = [DiscrepancyFactory.create(run=run) for _ in range(count)]
+    return sorted((row.pk for row in rows), reverse=True)  # newest first
+
+
 @dataclass(frozen=True)
 class ListEndpoint:
     path: str
@@ -61,6 +97,12 @@ class ListEndpoint:
 LIST_ENDPOINTS: dict[str, ListEndpoint] = {
     "catalog_prices_list": ListEndpoint("/api/v1/catalog/prices", _prices, "price_id"),
     "product_list": ListEndpoint("/api/v1/products", _products, "id"),
+    "billing_session_list": ListEndpoint("/api/v1/billing/sessions", _hosted_sessions, "id"),
+    "invoice_list": ListEndpoint("/api/v1/billing/invoices", _invoices, "id"),
+    "reconciliation_run_list": ListEndpoint("/api/v1/billing/reconciliation/runs", _reconciliation_runs, "id"),
+    "reconciliation_discrepancy_list": ListEndpoint(
+        "/api/v1/billing/reconciliation/discrepancies", _discrepancies, "id"
+    ),
 }
 
 # GET operations that answer a collection but are not paginated lists, and why.

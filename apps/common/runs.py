@@ -49,6 +49,9 @@ class _HasStatus(Protocol):
 RUN_MODELS: tuple[tuple[str, str], ...] = (
     ("webhooks.ReplayRun", "created_at"),
     ("catalog.CatalogSyncRun", "started_at"),
+    # A reconciliation run may take longer than the sweep's threshold; it moves heartbeat_at at every
+    # page, so only one that stopped making progress is swept.
+    ("reconciliation.ReconciliationRun", "heartbeat_at"),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from apps.projects.models import Project
 
@@ -38,6 +39,9 @@ class ReconciliationRun(models.Model):
     requested_by = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
+    # Moved at every checkpoint (each page): the stale-run sweep measures a run's age from here, so a
+    # long run that still makes progress is never taken for a dead one.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Per object type: checked, drift_found, corrected, left_open, errors; and the Seed A names.
     counts = models.JSONField(default=dict, blank=True)
@@ -77,6 +81,10 @@ class SyncCursor(models.Model):
     starting_after = models.CharField(max_length=255, blank=True)
     # The window the listing covers (incremental: created >= this), fixed for the whole listing.
     window_start = models.DateTimeField(null=True, blank=True)
+    # When the pass this listing belongs to began (the started_at of the run that began it): the
+    # listings of one mode form a pass that a dead run's successor finishes. A finding not seen
+    # since is gone once a full listing completes.
+    pass_started_at = models.DateTimeField(null=True, blank=True)
     pages = models.PositiveIntegerField(default=0)
     objects_seen = models.PositiveIntegerField(default=0)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -88,6 +96,26 @@ class SyncCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id}/{self.object_type}/{self.mode} after {self.starting_after or '-'}"
+
+
+class SyncCursorPage(models.Model):
+    """The Stripe ids one checkpointed page of a listing handed to the comparers (or, for the Events
+    listing, the objects its events changed), so that a resumed listing still knows what its dead
+    predecessor saw: full mode names the local rows Stripe never listed only from every page's ids.
+
+    Written in the same transaction as the cursor's checkpoint; deleted when a new pass begins.
+    """
+
+    cursor = models.ForeignKey(SyncCursor, on_delete=models.CASCADE, related_name="seen_pages")
+    number = models.PositiveIntegerField()
+    stripe_ids = models.JSONField(default=list)
+
+    class Meta:
+        db_table = "billing_sync_cursor_pages"
+        constraints = [models.UniqueConstraint(fields=["cursor", "number"], name="sync_cursor_page_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.cursor_id} page {self.number}"
 
 
 class Discrepancy(models.Model):

@@ -8,7 +8,6 @@ factory in tests/admin/factories.py or an explicit exemption with its reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,20 +21,10 @@ from tests.factories import (
     ADMIN_ROW_FACTORIES,
     EXEMPT_FROM_ROWS,
     THIRD_PARTY_MIRRORS,
-    JobPolicyFactory,
-    JobRunFactory,
     make_admin_rows,
 )
 
 pytestmark = pytest.mark.django_db
-
-# The periodic jobs' admins. Their factories are declared below ADMIN_ROW_FACTORIES in
-# tests/factories.py, so they are added here; they belong in that dict (then drop these lines).
-ROW_FACTORIES: dict[str, Callable[[], Model]] = {
-    "common.jobpolicy": JobPolicyFactory.create,
-    "common.jobrun": JobRunFactory.create,
-    **ADMIN_ROW_FACTORIES,
-}
 
 REGISTERED: list[type[Model]] = sorted(admin.site._registry, key=lambda model: model._meta.label_lower)
 
@@ -46,10 +35,12 @@ def _needs_a_row(model: type[Model]) -> bool:
 
 
 def test_every_registered_model_has_a_row_factory_or_a_stated_exemption() -> None:
-    without = [m._meta.label_lower for m in REGISTERED if _needs_a_row(m) and m._meta.label_lower not in ROW_FACTORIES]
+    without = [
+        m._meta.label_lower for m in REGISTERED if _needs_a_row(m) and m._meta.label_lower not in ADMIN_ROW_FACTORIES
+    ]
     assert without == [], f"add a factory to tests/admin/factories.py (or an exemption with its reason): {without}"
     registered = {m._meta.label_lower for m in REGISTERED}
-    stale = sorted((set(ROW_FACTORIES) | set(EXEMPT_FROM_ROWS)) - registered)
+    stale = sorted((set(ADMIN_ROW_FACTORIES) | set(EXEMPT_FROM_ROWS)) - registered)
     assert stale == [], f"no longer registered in the admin: {stale}"
     assert all(reason.strip() for reason in EXEMPT_FROM_ROWS.values())
 
@@ -61,7 +52,6 @@ def _url(model: type[Model], view: str, *args: Any) -> str:
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label_lower)
 def test_the_admin_pages_of_each_model_open(admin_client: Client, admin_user: User, model: type[Model]) -> None:
     rows = make_admin_rows()
-    rows.update({label: make() for label, make in ROW_FACTORIES.items() if label not in rows})
     model_admin = admin.site._registry[model]
     label = model._meta.label_lower
 

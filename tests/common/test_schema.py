@@ -63,7 +63,17 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 
 def test_every_operation_declares_every_status_it_can_answer_with_its_body(client: Client) -> None:
     schema = _schema(client)
-    idempotent = {"checkout_session_create", "portal_session_create", "product_create", "replay_create", "grant_create"}
+    idempotent = {
+        "checkout_session_create",
+        "portal_session_create",
+        "product_create",
+        "replay_create",
+        "grant_create",
+        "invoice_create",
+        "invoice_checkout_create",
+        "billing_session_regenerate",
+        "reconciliation_run_create",
+    }
     # catalog_sync answers 202 before any Stripe call: its worker meets Stripe, not the request.
     stripe_callers = {"checkout_session_create", "portal_session_create"}
     for path, _method, op in _operations(schema):
@@ -96,6 +106,10 @@ def test_the_idempotency_key_header_is_declared_where_it_is_honoured(client: Cli
         "product_create",
         "replay_create",
         "grant_create",
+        "invoice_create",
+        "invoice_checkout_create",
+        "billing_session_regenerate",
+        "reconciliation_run_create",
     }
 
 

@@ -57,7 +57,11 @@ def test_a_run_left_running_by_a_killed_worker_is_marked_failed_by_the_sweep(ali
     busy = _killed_replay(alice.project, age=timedelta(minutes=14))  # still within the threshold
     busy_sync = _killed_sync(alice.project, age=timedelta(seconds=5))
 
-    assert stale_runs_sweep() == {"webhooks.ReplayRun": 1, "catalog.CatalogSyncRun": 1}
+    assert stale_runs_sweep() == {
+        "webhooks.ReplayRun": 1,
+        "catalog.CatalogSyncRun": 1,
+        "reconciliation.ReconciliationRun": 0,
+    }
 
     for run in (killed, killed_sync):
         run.refresh_from_db()
@@ -72,7 +76,11 @@ def test_a_run_left_running_by_a_killed_worker_is_marked_failed_by_the_sweep(ali
     body = alice.client().get(f"/api/v1/billing/replays/{killed.pk}").json()
     assert body["status"] == "failed" and "stale-run sweep" in body["error"]
     # A second sweep finds nothing; the finished runs keep their outcome.
-    assert stale_runs_sweep() == {"webhooks.ReplayRun": 0, "catalog.CatalogSyncRun": 0}
+    assert stale_runs_sweep() == {
+        "webhooks.ReplayRun": 0,
+        "catalog.CatalogSyncRun": 0,
+        "reconciliation.ReconciliationRun": 0,
+    }
 
 
 def test_a_finished_run_is_never_swept(alice: Tenant) -> None:
@@ -99,7 +107,11 @@ def test_the_sweep_is_declared_in_beat_and_the_task_runs_it(alice: Tenant, setti
     assert entry.every_seconds is not None and entry.every_seconds < settings.RUN_STALE_AFTER_SECONDS
     assert settings.RUN_STALE_AFTER_SECONDS > settings.CELERY_TASK_TIME_LIMIT
     _killed_replay(alice.project, age=timedelta(days=1))
-    assert sweep_stale_runs.delay().get()["summary"] == {"webhooks.ReplayRun": 1, "catalog.CatalogSyncRun": 0}
+    assert sweep_stale_runs.delay().get()["summary"] == {
+        "webhooks.ReplayRun": 1,
+        "catalog.CatalogSyncRun": 0,
+        "reconciliation.ReconciliationRun": 0,
+    }
 
 
 def test_run_tasks_are_acknowledged_on_receipt_and_never_retried() -> None:

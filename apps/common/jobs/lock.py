@@ -56,6 +56,7 @@ def job_lock_held(job: str) -> bool:
         # pg_locks shows a bigint key as classid (high 32 bits) and objid (low 32 bits).
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND classid = %s AND objid = %s AND objsubid = 1)",
             [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
         )

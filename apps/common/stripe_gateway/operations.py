@@ -12,6 +12,7 @@ from typing import Any, cast
 import stripe
 
 from apps.common.stripe_gateway.client import as_dict, call_stripe, stripe_client
+from apps.common.stripe_gateway.errors import StripeInvalidRequest
 
 _PAGE_SIZE = 100
 
@@ -55,6 +56,22 @@ def checkout_session_create(*, project_slug: str, idempotency_key: str, params: 
             ),
         )
     )
+
+
+def checkout_session_expire(*, project_slug: str, session_id: str, idempotency_key: str) -> dict[str, Any]:
+    """Expires an open Checkout session so that it can no longer be paid; Stripe answers 400 for one
+    that is not open (already complete or expired), which the caller tells apart by retrieving it."""
+    client = stripe_client(project_slug=project_slug)
+    return as_dict(
+        call_stripe(
+            "checkout_session.expire",
+            lambda: client.v1.checkout.sessions.expire(session_id, options=_write_options(idempotency_key)),
+        )
+    )
+
+
+def checkout_session_retrieve(*, project_slug: str, session_id: str) -> dict[str, Any]:
+    return object_retrieve(project_slug=project_slug, object_type="checkout.session", object_id=session_id)
 
 
 def portal_session_create(
@@ -145,3 +162,102 @@ def checkout_session_line_items(*, project_slug: str | None, session_id: str) ->
             {},
         )
     )
+
+
+# --- listing, page by page (reconciliation) -----------------------------------------------------
+# A caller that paces or counts its requests passes `before_request`: it is called before every
+# attempt, retries included, so a rate limit and a request count see what Stripe sees.
+BeforeRequest = Callable[[], None]
+
+LISTABLE_TYPES = ("customer", "subscription", "invoice", "charge", "payment_intent", "event")
+
+
+def _listing_service(client: stripe.StripeClient, object_type: str) -> Any:
+    services: dict[str, Any] = {
+        "customer": client.v1.customers,
+        "subscription": client.v1.subscriptions,
+        "invoice": client.v1.invoices,
+        "charge": client.v1.charges,
+        "payment_intent": client.v1.payment_intents,
+        "event": client.v1.events,
+    }
+    try:
+        return services[object_type]
+    except KeyError:
+        raise ValueError(f"{object_type!r} is not listable here; one of {', '.join(LISTABLE_TYPES)}") from None
+
+
+def _paced(call: Callable[[], Any], before_request: BeforeRequest | None) -> Callable[[], Any]:
+    def attempt() -> Any:
+        if before_request is not None:
+            before_request()
+        return call()
+
+    return attempt
+
+
+def list_page(
+    *,
+    project_slug: str | None,
+    object_type: str,
+    params: dict[str, Any],
+    starting_after: str | None = None,
+    limit: int = _PAGE_SIZE,
+    before_request: BeforeRequest | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a list endpoint (newest first): its objects and whether more follow.
+
+    `params` are the endpoint's filters (`status`, `created`, `expand`...); the page is retried on its
+    own, and StripeUnavailable after the retry budget means this page was not read.
+    """
+    client = stripe_client(project_slug=project_slug)
+    service = _listing_service(client, object_type)
+    page_params = {**params, "limit": limit, **({"starting_after": starting_after} if starting_after else {})}
+    page = call_stripe(f"{object_type}.list", _paced(lambda: service.list(params=page_params), before_request))
+    return [as_dict(item) for item in page.data], bool(page.has_more)
+
+
+def events_page(
+    *,
+    project_slug: str | None,
+    created_gte: int,
+    starting_after: str | None = None,
+    limit: int = _PAGE_SIZE,
+    before_request: BeforeRequest | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the account's events created at or after `created_gte` (Unix time), newest first."""
+    return list_page(
+        project_slug=project_slug,
+        object_type="event",
+        params={"created": {"gte": created_gte}},
+        starting_after=starting_after,
+        limit=limit,
+        before_request=before_request,
+    )
+
+
+def object_find(
+    *,
+    project_slug: str | None,
+    object_type: str,
+    object_id: str,
+    expand: list[str] | None = None,
+    before_request: BeforeRequest | None = None,
+) -> dict[str, Any] | None:
+    """A fresh copy of one object, or None when Stripe has no such object (404).
+
+    A deleted customer comes back as Stripe's stub (`"deleted": true`); the caller decides.
+    """
+    client = stripe_client(project_slug=project_slug)
+    service = _listing_service(client, object_type)
+    params: dict[str, Any] = {"expand": expand} if expand else {}
+    try:
+        found = call_stripe(
+            f"{object_type}.retrieve", _paced(lambda: service.retrieve(object_id, params=params), before_request)
+        )
+    except StripeInvalidRequest as error:
+        cause = error.__cause__
+        if isinstance(cause, stripe.InvalidRequestError) and cause.http_status == 404:
+            return None
+        raise
+    return as_dict(found)
