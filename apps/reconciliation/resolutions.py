@@ -24,7 +24,6 @@ nothing left to change. Corrections are idempotent, so nothing is applied twice.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,11 +31,12 @@ from typing import Any
 import stripe
 import structlog
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.common.audit import audit_record
 from apps.common.exceptions import Conflict, NotFound
+from apps.common.locks import session_lock
 from apps.common.stripe_gateway import StripeInvalidRequest, object_retrieve
 from apps.projects.models import Project
 from apps.reconciliation.comparers import comparer_for
@@ -75,28 +75,12 @@ def not_open(discrepancy: Discrepancy) -> Conflict:
 
 @contextmanager
 def _resolve_lock(discrepancy_id: int) -> Iterator[bool]:
-    """Yields whether this session now holds the discrepancy's resolve lock (always True off PostgreSQL).
+    """Whether this session now holds the discrepancy's resolve lock (always True off PostgreSQL).
 
     Session-level, not transaction-level: it must outlast the comparer's own transactions.
     """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    digest = hashlib.blake2b(f"discrepancy:{discrepancy_id}".encode(), digest_size=8).digest()
-    key = int.from_bytes(digest, "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
+    with session_lock(f"discrepancy:{discrepancy_id}") as acquired:
         yield acquired
-    finally:
-        if acquired:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:
-                # The connection broke: PostgreSQL released the lock with it.
-                log.warning("discrepancy_lock_release_failed", discrepancy=discrepancy_id)
 
 
 def _stripe_object(project: Project, discrepancy: Discrepancy) -> dict[str, Any] | None:

@@ -13,16 +13,16 @@ Two guards, for two different questions:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import structlog
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.common.exceptions import Conflict, ServiceError
+from apps.common.locks import session_lock, session_lock_held
 from apps.projects.models import Project
 from apps.reconciliation import config
 from apps.reconciliation.models import ReconciliationRun
@@ -83,52 +83,20 @@ def validated_request(*, mode: str, days_back: int | None) -> int | None:
 
 
 # --- the per-project lock -----------------------------------------------------------------------
-def _lock_key(project_id: int) -> int:
-    digest = hashlib.blake2b(f"reconcile:{project_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 @contextmanager
 def project_lock(project_id: int) -> Iterator[bool]:
     """Yields True when this process now holds the project's reconciliation lock, False otherwise.
 
-    Session-level, like the periodic jobs' lock (apps/common/jobs/lock.py): a run commits page by
-    page, and a dead process must free the lock with its connection. On SQLite it always succeeds.
+    Session-level (apps/common/locks.py): a run commits page by page, and a dead process must free
+    the lock with its connection.
     """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = _lock_key(project_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
+    with session_lock(f"reconcile:{project_id}") as acquired:
         yield acquired
-    finally:
-        if acquired:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:
-                # The connection broke during the run: PostgreSQL released the lock with it.
-                log.warning("reconciliation_lock_release_failed", project_id=project_id)
 
 
 def lock_held_elsewhere(project_id: int) -> bool:
     """Whether another database session holds the project's reconciliation lock now."""
-    if connection.vendor != "postgresql":
-        return False
-    key = _lock_key(project_id)
-    with connection.cursor() as cursor:
-        # pg_locks shows a bigint key as classid (high 32 bits) and objid (low 32 bits). Advisory
-        # locks belong to a database: another database's project of the same id is not this one.
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid = %s AND objid = %s AND objsubid = 1 AND pid <> pg_backend_pid())",
-            [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
-        )
-        return bool(cursor.fetchone()[0])
+    return session_lock_held(f"reconcile:{project_id}", by_another_session=True)
 
 
 # --- start ----------------------------------------------------------------------------------------
