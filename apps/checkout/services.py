@@ -255,7 +255,8 @@ def checkout_session_complete(
         if local is not None and intent_id and not local.stripe_payment_intent_id:
             fields["stripe_payment_intent_id"] = intent_id
         if local is not None and fields:
-            CheckoutSession.objects.filter(pk=local.pk).update(**fields)
+            # updated_at too: it is a hosted session's optimistic-lock token, and .update() skips auto_now.
+            CheckoutSession.objects.filter(pk=local.pk).update(**fields, updated_at=timezone.now())
         customer_id = stripe_id(session.get("customer"))
         if customer_id and billing_customer_link(project=project, user_id=user_id, stripe_customer_id=customer_id):
             changes.append(f"customer {customer_id} linked to {user_id}")
@@ -327,7 +328,7 @@ def checkout_payment_failure_record(
                 "stripe_payment_intent_id": local.stripe_payment_intent_id or stripe_id(intent.get("id")),
             }
             if any(getattr(local, name) != value for name, value in fields.items()):
-                CheckoutSession.objects.filter(pk=local.pk).update(**fields)
+                CheckoutSession.objects.filter(pk=local.pk).update(**fields, updated_at=timezone.now())
                 changes.append(f"checkout session {local.stripe_session_id or local.pk}: payment failed ({code})")
     where = f"checkout session {local.stripe_session_id or local.pk}" if local is not None else "no checkout session"
     note = f"payment failed: {code}" + (f" ({message})" if message else "") + f"; {where}"

@@ -22,7 +22,7 @@ from apps.common.api import client_of, client_project, validated_input
 from apps.common.exceptions import Conflict
 from apps.common.idempotency import idempotent
 from apps.common.pagination import BAD_PAGE_QUERY, ListCursorPagination
-from apps.common.query import QueryTextField, validated_query
+from apps.common.query import QueryTextField, instant_text, validated_query
 from apps.common.routing import routes_by_method
 from apps.common.schema import CURSOR_PARAMETER, LIMIT_PARAMETER
 from apps.projects.permissions import CLIENT_PERMISSIONS
@@ -62,7 +62,7 @@ class RunInProgressConflict(Conflict):
 
     def __init__(self, run: ReconciliationRun) -> None:
         self.run = run
-        started = run.started_at.isoformat().replace("+00:00", "Z")
+        started = instant_text(run.started_at)
         super().__init__(
             f"Run {run.pk} of this project is in progress ({run.mode}, {run.trigger}, started {started}): "
             f"one run per project at a time. Poll {run_url(run)} until its status is final, then start again."
@@ -174,6 +174,13 @@ class ReconciliationRunCreateApi(APIView):
             allow_null=True,
             help_text=f"incremental: how far back to look, 1 to {DAYS_BACK_MAX} days (Stripe's events reach back "
             "30 days); RECONCILIATION_DAYS_BACK (7) when omitted. Not used by a full run.",
+            error_messages={
+                "max_value": (
+                    f"days_back is at most {DAYS_BACK_MAX}: Stripe's Events API reaches back 30 days. "
+                    "Run a full reconciliation (mode=full) to compare everything."
+                ),
+                "min_value": "days_back is at least 1.",
+            },
         )
         dry_run = serializers.BooleanField(default=False, help_text="Record findings, correct nothing.")
 

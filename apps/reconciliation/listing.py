@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.checkout.models import BillingCustomer
+from apps.common.query import instant_text
 from apps.common.stripe_gateway import StripeInvalidRequest, list_page
 from apps.projects.models import Project
 from apps.reconciliation import config, metrics
@@ -166,8 +167,8 @@ class CursorState:
             "starting_after": self.starting_after,
             "pages": self.pages,
             "objects_seen": self.objects_seen,
-            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
-            "window_start": self.window_start.isoformat() if self.window_start else None,
+            "completed_at": instant_text(self.completed_at) if self.completed_at else None,
+            "window_start": instant_text(self.window_start) if self.window_start else None,
         }
 
 

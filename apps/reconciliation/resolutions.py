@@ -37,6 +37,7 @@ from django.utils import timezone
 from apps.common.audit import audit_record
 from apps.common.exceptions import Conflict, NotFound
 from apps.common.locks import session_lock
+from apps.common.query import instant_text
 from apps.common.stripe_gateway import StripeInvalidRequest, object_retrieve
 from apps.projects.models import Project
 from apps.reconciliation.comparers import comparer_for
@@ -66,7 +67,7 @@ class ResolveInProgress(Conflict):
 def not_open(discrepancy: Discrepancy) -> Conflict:
     """The 409 of a discrepancy that is no longer open, naming its status and who closed it."""
     by = f" by {discrepancy.resolved_by}" if discrepancy.resolved_by else ""
-    at = f" at {discrepancy.resolved_at.isoformat().replace('+00:00', 'Z')}" if discrepancy.resolved_at else ""
+    at = f" at {instant_text(discrepancy.resolved_at)}" if discrepancy.resolved_at else ""
     return Conflict(
         f"Discrepancy {discrepancy.pk} is {discrepancy.status} ({discrepancy.resolution_action or 'no action'}{by}"
         f"{at}): only an open discrepancy can be resolved. Nothing changed."
@@ -179,7 +180,7 @@ def _claim(
             "status": status,
             "resolution_action": action,
             "resolved_by": actor,
-            "resolved_at": now.isoformat(),
+            "resolved_at": instant_text(now),
             "note": note,
         }
         if action == Action.ACCEPT_STRIPE:

@@ -67,7 +67,9 @@ def _update_in_batches(
     total = 0
     while True:
         batch = list(rows.order_by().values_list("pk", flat=True)[:BATCH_SIZE])
-        changed = CheckoutSession.objects.filter(pk__in=batch, status=from_status).update(**values) if batch else 0
+        # The whole condition again (status, and for abandoning: the invoice still open), not the ids
+        # alone: an invoice paid between the read and the UPDATE keeps its session expired.
+        changed = rows.filter(pk__in=batch, status=from_status).update(**values) if batch else 0
         total += changed
         if progress is not None and changed:
             progress(step, total)

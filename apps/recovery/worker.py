@@ -322,6 +322,9 @@ def _deliver(attempt: RecoveryAttempt, config: RecoverySettings, tally: _Tally) 
             log.warning("recovery_notification_failed", attempt_id=attempt.pk, channel=channel, error=str(exc))
         else:
             delivered.append(channel)
+            # Recorded at once: should the run stop before the loop ends (a time limit, a database
+            # error), a later retry must not send this channel's message a second time.
+            RecoveryAttempt.objects.filter(pk=attempt.pk).update(notified_channels=list(delivered))
             metrics.NOTIFICATIONS.labels(channel=channel, outcome="sent").inc()
             tally.counts["notified"] += 1
             log.info("recovery_notification_sent", attempt_id=attempt.pk, channel=channel)

@@ -71,7 +71,8 @@ def test_a_session_sends_the_lines_as_price_data_and_opens_the_invoice(
     body = response.json()
     assert body["status"] == "open"
     assert body["invoice_id"] == invoice.pk
-    assert body["url"] == f"/api/v1/billing/sessions/{body['id']}" == response.headers["Location"]
+    assert body["api_url"] == f"/api/v1/billing/sessions/{body['id']}" == response.headers["Location"]
+    assert body["url"] == body["checkout_url"]
     assert body["checkout_url"] == f"{stripe_sandbox.base_url}/checkout/{body['stripe_session_id']}"
     assert body["regenerated_from"] is None and body["recovery_attempts"] == 0
     invoice.refresh_from_db()
@@ -246,7 +247,7 @@ def test_a_fresh_token_replaces_the_session_and_expires_the_old_one_at_stripe(
     alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
 ) -> None:
     old = _open_session(alice)
-    read = alice.client().get(old["url"]).json()
+    read = alice.client().get(old["api_url"]).json()
     response = _regenerate(alice, old["id"], read["updated_at"])
 
     assert response.status_code == 201, response.json()
@@ -254,7 +255,7 @@ def test_a_fresh_token_replaces_the_session_and_expires_the_old_one_at_stripe(
     assert new["regenerated_from"] == old["id"]
     assert new["invoice_id"] == old["invoice_id"]
     assert new["status"] == "open" and new["stripe_session_id"] != old["stripe_session_id"]
-    replaced = alice.client().get(old["url"]).json()
+    replaced = alice.client().get(old["api_url"]).json()
     assert replaced["status"] == "regenerated" and replaced["regenerated_by"] == new["id"]
     assert replaced["updated_at"] != read["updated_at"]  # the token moved: a second regenerate is stale
     assert stripe_client.v1.checkout.sessions.retrieve(old["stripe_session_id"]).status == "expired"
@@ -292,7 +293,7 @@ def test_a_second_regenerate_with_the_first_token_is_409(
     alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
 ) -> None:
     old = _open_session(alice)
-    token = alice.client().get(old["url"]).json()["updated_at"]
+    token = alice.client().get(old["api_url"]).json()["updated_at"]
     assert _regenerate(alice, old["id"], token).status_code == 201
     assert _regenerate(alice, old["id"], token).status_code == 409
     assert len(_sandbox_sessions(stripe_client)) == 2
@@ -304,11 +305,31 @@ def test_an_expired_session_is_regenerated_without_asking_stripe_to_expire_it(
     old = _open_session(alice)
     stripe_client.v1.checkout.sessions.expire(old["stripe_session_id"])
     CheckoutSession.objects.filter(pk=old["id"]).update(status="expired", expired_at=timezone.now())
-    token = alice.client().get(old["url"]).json()["updated_at"]
+    token = alice.client().get(old["api_url"]).json()["updated_at"]
     calls = len(stripe_requests.seen)
     response = _regenerate(alice, old["id"], token)
     assert response.status_code == 201, response.json()
     assert [request.url.rsplit("/v1/", 1)[1] for request in stripe_requests.seen[calls:]] == ["checkout/sessions"]
+
+
+def test_a_regeneration_stripe_refuses_leaves_the_old_session_the_way_back(
+    alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
+) -> None:
+    old = _open_session(alice)
+    stripe_client.v1.checkout.sessions.expire(old["stripe_session_id"])
+    CheckoutSession.objects.filter(pk=old["id"]).update(status="abandoned", expired_at=timezone.now())
+    token = alice.client().get(old["api_url"]).json()["updated_at"]
+    stripe_sandbox.set_fault("/v1/checkout/sessions", method="POST", status=500, should_retry=False)
+    assert _regenerate(alice, old["id"], token).status_code == 502
+    stripe_sandbox.clear_faults()
+    # The old row is abandoned again (recovery takes it up), the failed one lets go of it.
+    restored = CheckoutSession.objects.get(pk=old["id"])
+    assert restored.status == "abandoned"
+    failed = CheckoutSession.objects.exclude(pk=old["id"]).get()
+    assert (failed.status, failed.regenerated_from_id) == ("failed", None)
+    # And it can be regenerated again with its new token.
+    token = alice.client().get(old["api_url"]).json()["updated_at"]
+    assert _regenerate(alice, old["id"], token).status_code == 201
 
 
 @pytest.mark.parametrize(("status", "invoice_status"), [("completed", "paid"), ("open", "void"), ("failed", "open")])
@@ -348,7 +369,7 @@ def test_no_stripe_call_is_made_inside_a_transaction(
 ) -> None:
     tenant = make_tenant("alpha")
     old = _open_session(tenant)
-    token = tenant.client().get(old["url"]).json()["updated_at"]
+    token = tenant.client().get(old["api_url"]).json()["updated_at"]
     assert _regenerate(tenant, old["id"], token).status_code == 201
     paths = [request.url.rsplit("/v1/", 1)[1] for request in stripe_requests.seen]
     assert paths == [
@@ -367,7 +388,7 @@ def test_two_regenerations_with_one_token_give_one_201_and_one_409(
 ) -> None:
     tenant = make_tenant("alpha")
     old = _open_session(tenant)
-    token = tenant.client().get(old["url"]).json()["updated_at"]
+    token = tenant.client().get(old["api_url"]).json()["updated_at"]
     barrier = threading.Barrier(2)
     answers: list[tuple[int, dict[str, Any]]] = []
     errors: list[BaseException] = []

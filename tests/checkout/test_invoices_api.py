@@ -420,7 +420,7 @@ def test_an_inactive_product_is_refused(alice: Tenant, catalog: Catalog) -> None
     ("changes", "errors"),
     [
         ({"lines": []}, {"lines": {"non_field_errors": ["Ensure this field has at least 1 elements."]}}),
-        ({"currency": "USD"}, {"currency": ["This value does not match the required pattern."]}),
+        ({"currency": "USD"}, {"currency": ["A currency is a lower-case ISO 4217 code, such as usd."]}),
         ({"user_id": ""}, {"user_id": ["This field may not be blank."]}),
         ({"due_at": "tomorrow"}, {"due_at": ["An ISO 8601 instant with a time zone, such as 2026-01-01T00:00:00Z."]}),
     ],

@@ -369,7 +369,7 @@ def test_the_sandboxs_events_pay_expire_and_recover_an_invoice(
     ).raise_for_status()
     (expired,) = _sandbox_events(stripe_sandbox, "checkout.session.expired")
     _send(client, expired)
-    session = api.get(late["url"]).json()
+    session = api.get(late["api_url"]).json()
     assert session["status"] == "expired" and session["recovery_url"].startswith(stripe_sandbox.base_url)
 
     opened = requests.get(session["recovery_url"], allow_redirects=False, timeout=10)

@@ -33,10 +33,11 @@ _BIGINT_MAX = 2**63 - 1
 
 _SESSION_EXAMPLE = {
     "id": 41,
-    "url": "/api/v1/billing/sessions/41",
+    "api_url": "/api/v1/billing/sessions/41",
     "stripe_session_id": "cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY",
     "invoice_id": 17,
     "status": "open",
+    "url": "https://checkout.stripe.com/c/pay/cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY",
     "checkout_url": "https://checkout.stripe.com/c/pay/cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY",
     "expires_at": "2026-11-24T10:00:00Z",
     "customer_email": "",
@@ -55,8 +56,9 @@ _SESSION_EXAMPLE = {
 _REGENERATED_EXAMPLE = {
     **_SESSION_EXAMPLE,
     "id": 42,
-    "url": "/api/v1/billing/sessions/42",
+    "api_url": "/api/v1/billing/sessions/42",
     "stripe_session_id": "cs_test_b2ZT2VSmozRDO6gVVevPSpR8Qx52QKrEXlJWRDrQKrlgJi3e7uWZ9YC2PMZ",
+    "url": "https://checkout.stripe.com/c/pay/cs_test_b2ZT2VSmozRDO6gVVevPSpR8Qx52QKrEXlJWRDrQKrlgJi3e7uWZ9YC2PMZ",
     "checkout_url": "https://checkout.stripe.com/c/pay/cs_test_b2ZT2VSmozRDO6gVVevPSpR8Qx52QKrEXlJWRDrQKrlgJi3e7uWZ9YC2PMZ",
     "expires_at": "2026-11-25T09:30:00Z",
     "regenerated_from": 41,
@@ -66,6 +68,7 @@ _REGENERATED_EXAMPLE = {
 _EXPIRED_EXAMPLE = {
     **_SESSION_EXAMPLE,
     "status": "expired",
+    "url": "",
     "checkout_url": "",
     "expired_at": "2026-11-24T10:00:03Z",
     "recovery_url": "https://buy.stripe.com/r/live_YWNjdF8xUGdhZm1CN1daMDF6Z2tX",
@@ -87,12 +90,13 @@ def session_url(session: CheckoutSession) -> str:
 
 class HostedSessionOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    url = serializers.SerializerMethodField(help_text="This session in the API (GET).")
+    api_url = serializers.SerializerMethodField(help_text="This session in the API (GET).")
     stripe_session_id = serializers.CharField(allow_null=True, help_text="Stripe's id; null until Stripe answered.")
     invoice_id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=CheckoutSession.Status.choices, help_text=_STATUS_HELP)
+    url = serializers.CharField(help_text="Stripe's hosted payment page: redirect the customer here while `open`.")
     checkout_url = serializers.CharField(
-        source="url", help_text="Stripe's hosted payment page: redirect the customer here while `open`."
+        source="url", help_text="The same as `url` (the name POST /api/v1/checkout/session answers)."
     )
     expires_at = InstantField(allow_null=True, help_text="When Stripe expires the session unless it is paid.")
     customer_email = serializers.CharField(help_text="The address the customer gave on the page (once completed).")
@@ -115,7 +119,7 @@ class HostedSessionOutputSerializer(serializers.Serializer[Any]):
         help_text="Moves on every change. Send it back as read, to the microsecond, to regenerate the session."
     )
 
-    def get_url(self, session: CheckoutSession) -> str:
+    def get_api_url(self, session: CheckoutSession) -> str:
         return session_url(session)
 
     def get_regenerated_by(self, session: CheckoutSession) -> int | None:

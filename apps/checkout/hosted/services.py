@@ -331,10 +331,36 @@ def hosted_session_regenerate(*, session_id: int, expected_updated_at: dt.dateti
             before=_session_state(old),
             after={"status": Status.REGENERATED, "updated_at": instant_text(now), "new_session": new.pk},
         )
-    if old.status == Status.OPEN and old.stripe_session_id:
-        _expire_replaced(old, new)
-    log.info("hosted_session_regenerated", checkout_session=old.pk, new_session=new.pk, actor=actor)
-    return _open_at_stripe(new)
+    expired_at_stripe = False
+    try:
+        if old.status == Status.OPEN and old.stripe_session_id:
+            _expire_replaced(old, new)
+            expired_at_stripe = True
+        log.info("hosted_session_regenerated", checkout_session=old.pk, new_session=new.pk, actor=actor)
+        return _open_at_stripe(new)
+    except Exception:
+        _claim_undo(old, new, claimed_at=now, expired_at_stripe=expired_at_stripe)
+        raise
+
+
+def _claim_undo(
+    old: CheckoutSession, new: CheckoutSession, *, claimed_at: dt.datetime, expired_at_stripe: bool
+) -> None:
+    """Stripe refused or was away after the claim: the old session stays the invoice's way back.
+
+    Without this the old row would stay `regenerated` and the new one `failed`, and neither would
+    ever be recovered or regenerated again. The failed row lets go of the old one (regenerated_from
+    is one-to-one); the old row takes back its status, or `expired` if Stripe expired it already.
+    A concurrent change (the payment's webhook) moved updated_at and wins.
+    """
+    now = timezone.now()
+    restored: dict[str, Any] = {"status": old.status, "updated_at": now}
+    if expired_at_stripe:
+        restored.update(status=Status.EXPIRED, expired_at=old.expired_at or now)
+    with transaction.atomic():
+        CheckoutSession.objects.filter(pk=new.pk).update(regenerated_from=None, updated_at=now)
+        CheckoutSession.objects.filter(pk=old.pk, status=Status.REGENERATED, updated_at=claimed_at).update(**restored)
+    log.warning("hosted_session_regenerate_undone", checkout_session=old.pk, failed_session=new.pk)
 
 
 # --- what Stripe's checkout.session events do (called by apps/webhooks, inside its transaction) ---

@@ -163,16 +163,26 @@ class InvoiceLineInputSerializer(serializers.Serializer[Any]):
         child=_id_field(),
         max_length=ITEMS_MAX,
         default=list,
+        allow_null=True,
         help_text="Options of the product's groups: at most one per `single` group, one for each `required` group.",
     )
     add_on_ids = serializers.ListField(
-        child=_id_field(), max_length=ITEMS_MAX, default=list, help_text="Add-ons of the product."
+        child=_id_field(), max_length=ITEMS_MAX, default=list, allow_null=True, help_text="Add-ons of the product."
     )
     plan_id = _id_field(allow_null=True, default=None, help_text="A subscription plan of the product, or null.")
     quantity = serializers.IntegerField(min_value=1, max_value=QUANTITY_MAX, default=1)
     custom_fields = serializers.DictField(
-        default=dict, help_text="Values for the product's custom fields, by key (required ones must be present)."
+        default=dict,
+        allow_null=True,
+        help_text="Values for the product's custom fields, by key (required ones must be present).",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # null means none, as an omitted collection does.
+        for name, empty in (("option_ids", list), ("add_on_ids", list), ("custom_fields", dict)):
+            if attrs.get(name) is None:
+                attrs[name] = empty()
+        return attrs
 
 
 class InvoiceCreateApi(APIView):
@@ -183,7 +193,9 @@ class InvoiceCreateApi(APIView):
         user_id = serializers.CharField(max_length=USER_ID_MAX, help_text="Your app's id for the user.")
         project_id = serializers.IntegerField(help_text="Must be your key's project.")
         currency = serializers.RegexField(
-            r"^[a-z]{3}$", help_text="Lower-case ISO 4217; every line's product must be priced in it."
+            r"^[a-z]{3}$",
+            help_text="Lower-case ISO 4217; every line's product must be priced in it.",
+            error_messages={"invalid": "A currency is a lower-case ISO 4217 code, such as usd."},
         )
         lines = InvoiceLineInputSerializer(many=True, min_length=1, max_length=LINES_MAX)  # type: ignore[call-arg]
         due_at = InstantField(required=False, allow_null=True, help_text="Optional; in the future.")

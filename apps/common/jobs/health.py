@@ -4,10 +4,11 @@ Every billing_service/beat_schedule.py entry, joined with what beat has installe
 row: enabled, the interval or crontab an operator may have changed, when beat last sent it), its
 policy as it stands (JobPolicy, else the declaration) and its JobRun history.
 
-The overdue rule. A job's interval is its `every_seconds`, or for a crontab the gap between its next
-two occurrences (ticks.interval_seconds). An enabled job is overdue when its last success finished
-more than twice its interval ago: one missed or failed tick is tolerated (a retry may still land),
-two are not. A job that has no success on record is measured from when it was first known instead:
+The overdue rule. An interval job is overdue when its last success finished more than twice its
+interval ago; a crontab job once the second scheduled time after its last success has passed, plus
+its timeout (a Monday-to-Saturday job is not overdue on Monday morning for Sunday's gap). One missed
+or failed tick is tolerated (a retry may still land), two are not. A job that has no success on
+record is measured from when it was first known instead:
 the earliest of its first recorded run, its JobPolicy row's last change and its PeriodicTask row's
 last change. (PeriodicTask.date_changed alone would not do: beat saves the row every few minutes
 as it sends, so a job that beat sends and no worker ever starts would look new forever. The policy
@@ -31,7 +32,7 @@ from django_celery_beat.models import PeriodicTask
 
 from apps.common.jobs.lock import job_lock_held
 from apps.common.jobs.policy import policy_for
-from apps.common.jobs.ticks import interval_seconds, next_due
+from apps.common.jobs.ticks import crontab_of, interval_seconds, next_due, next_occurrence
 from apps.common.models import JobPolicy, JobRun
 from billing_service.beat_schedule import BEAT_SCHEDULE, JobPolicySpec, ScheduledTask
 
@@ -154,6 +155,23 @@ def _known_since(*instants: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
+def _overdue_after(
+    reference: datetime, every_seconds: int | None, crontab: str | None, *, grace_seconds: int
+) -> datetime:
+    """When a job whose last success (or first sighting) is `reference` becomes overdue.
+
+    Interval jobs: twice the interval later. Crontab jobs: once the second scheduled time after the
+    reference has passed, plus the job's timeout (that run may still be going): a Monday-to-Saturday
+    job is not overdue on Monday morning for Sunday's gap, and a daily one after about two days.
+    """
+    if every_seconds is not None:
+        return reference + OVERDUE_INTERVALS * timedelta(seconds=every_seconds)
+    assert crontab is not None
+    cron = crontab_of(crontab)
+    second = next_occurrence(cron, next_occurrence(cron, reference))
+    return second + timedelta(seconds=grace_seconds)
+
+
 def scheduler_health(*, now: datetime | None = None) -> SchedulerHealth:
     """Every declared job as it stands at `now` (default: the current time)."""
     now = now or timezone.now()
@@ -173,7 +191,12 @@ def scheduler_health(*, now: datetime | None = None) -> SchedulerHealth:
         reference = last_succeeded_at or _known_since(
             runs.get("first_started_at"), policy_changed.get(entry.name), row.date_changed if row else None
         )
-        overdue_after = reference + OVERDUE_INTERVALS * timedelta(seconds=every) if enabled and reference else None
+        policy = policy_for(entry.name)
+        overdue_after = (
+            _overdue_after(reference, schedule.every_seconds, schedule.crontab, grace_seconds=policy.timeout_seconds)
+            if enabled and reference
+            else None
+        )
         jobs.append(
             JobHealth(
                 name=entry.name,
@@ -183,7 +206,7 @@ def scheduler_health(*, now: datetime | None = None) -> SchedulerHealth:
                 enabled=enabled,
                 schedule=schedule,
                 interval_seconds=every,
-                policy=policy_for(entry.name),
+                policy=policy,
                 last_sent_at=row.last_run_at if row else None,
                 last_started_at=runs.get("last_started_at"),
                 last_finished_at=runs.get("last_finished_at"),

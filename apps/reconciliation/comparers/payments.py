@@ -277,7 +277,11 @@ class PaymentIntentComparer:
             before = {"checkout_status": local.status, "purchases": purchases.count()}
             if is_invoice_session(session=session):
                 completion = hosted_session_complete(project=project, session=session, paid_at=paid_at)
-                changes, user_id = completion.changes, completion.user_id
+                # A payment for a void invoice (or a second payment of a paid one) is only noted there,
+                # for a refund: nothing was corrected, so the finding stays open for finance instead of
+                # being closed as "auto-corrected" by every run.
+                changes = [change for change in completion.changes if not _refund_note(change)]
+                user_id = completion.user_id
             else:
                 completed = checkout_session_complete(
                     project=project, user_id=local.user_id, session=session, paid_at=paid_at
@@ -293,6 +297,10 @@ class PaymentIntentComparer:
                 }
                 correction_audit(project=project, finding=finding, before=before, after=after, changes=changes)
         return changes
+
+
+def _refund_note(change: str) -> bool:
+    return change.endswith("should be refunded") or change.endswith("is a second payment")
 
 
 class ChargeComparer:
