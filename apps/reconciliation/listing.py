@@ -30,6 +30,7 @@ from apps.common.query import instant_text
 from apps.common.stripe_gateway import StripeInvalidRequest, list_page
 from apps.projects.models import Project
 from apps.reconciliation import config, metrics
+from apps.reconciliation.comparers.common import observed_now
 from apps.reconciliation.models import ReconciliationRun, SyncCursor, SyncCursorPage
 from apps.reconciliation.runs import RunAbandoned
 from apps.webhooks.routing import MAX_USER_ID
@@ -388,6 +389,7 @@ class Page:
     objects: list[dict[str, Any]]
     number: int
     last: bool
+    observed_at: int  # when it was requested (comparers/common.py observed_now)
 
 
 def pages(
@@ -409,6 +411,7 @@ def pages(
         return
     limit = config.page_size()
     while True:
+        observed_at = observed_now()
         try:
             objects, has_more = list_page(
                 project_slug=project_slug,
@@ -425,6 +428,6 @@ def pages(
                 cursors.restart(key)
                 continue
             raise
-        yield Page(objects, state.pages + 1, last=not has_more or not objects)
+        yield Page(objects, state.pages + 1, last=not has_more or not objects, observed_at=observed_at)
         if not has_more or not objects:
             return

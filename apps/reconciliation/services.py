@@ -37,6 +37,7 @@ from apps.entitlements.models import Purchase, SubscriptionRecord
 from apps.projects.models import Project
 from apps.reconciliation import config, metrics
 from apps.reconciliation.comparers.base import Comparer, Finding, ListSpec
+from apps.reconciliation.comparers.common import observed_now, observing
 from apps.reconciliation.findings import FindingRecorder, RunCounts
 from apps.reconciliation.incremental import event_refs, refs_by_type, window_start
 from apps.reconciliation.listing import CursorPass, RequestMeter, owned_objects, pages
@@ -130,11 +131,16 @@ class _Execution:
         }
 
     # -- pages --
-    def compare(self, comparer: Comparer, objects: list[dict[str, Any]]) -> list[str]:
-        """Compares objects of the project with our rows and records the findings; their ids."""
+    def compare(self, comparer: Comparer, objects: list[dict[str, Any]], *, observed_at: int) -> list[str]:
+        """Compares objects of the project with our rows and records the findings; their ids.
+
+        `observed_at` is when the objects were requested from Stripe: a correction applies them as
+        of then, so a webhook that arrived while the page was being read stays the newer word.
+        """
         if not objects:
             return []
-        findings = comparer.compare_page(self.project, objects)
+        with observing(observed_at):
+            findings = comparer.compare_page(self.project, objects)
         self.counts.add(comparer.object_type, "checked", len(objects))
         ids = [str(obj["id"]) for obj in objects]
         self.recorder.record(comparer, findings, compared_ids=set(ids))
@@ -148,7 +154,7 @@ class _Execution:
         ):
             ours = owned_objects(self.project, page.objects, object_type=object_type)
             drift_before = self.counts.total("drift_found")
-            ids = self.compare(comparer, ours)
+            ids = self.compare(comparer, ours, observed_at=page.observed_at)
             last_id = str(page.objects[-1]["id"]) if page.objects else ""
             cursors.checkpoint(key, last_id=last_id, ids=ids, objects=len(page.objects))
             self.say(
@@ -191,6 +197,7 @@ class _Execution:
             if finding.object_type != comparer.object_type or not finding.stripe_id:
                 confirmed.append(finding)
                 continue
+            observed_at = observed_now()
             found = object_find(
                 project_slug=self.project.slug,
                 object_type=object_type,
@@ -201,7 +208,7 @@ class _Execution:
             if found is not None and not found.get("deleted"):
                 ours = owned_objects(self.project, [found], object_type=object_type)
                 if ours:
-                    self.compare(comparer, ours)
+                    self.compare(comparer, ours, observed_at=observed_at)
                     continue
             confirmed.append(finding)
         if confirmed:
@@ -261,6 +268,7 @@ class _Execution:
         size = config.page_size()
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
+            observed_at = observed_now()
             objects = []
             for stripe_id in chunk:
                 found = object_find(
@@ -274,7 +282,7 @@ class _Execution:
                 if found is not None and not found.get("deleted"):
                     objects.append(found)
             ours = owned_objects(self.project, objects, object_type=object_type)
-            compared = self.compare(comparer, ours)
+            compared = self.compare(comparer, ours, observed_at=observed_at)
             cursors.checkpoint(key, last_id=chunk[-1], ids=compared, objects=len(chunk))
             self.say(f"{key}: {start + len(chunk)} of {len(todo)} changed objects retrieved")
 

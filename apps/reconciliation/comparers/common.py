@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +26,28 @@ AUDIT_ACTION = "reconciliation.correct"
 OBSERVED_MARGIN_SECONDS = 1
 
 
+# Set by the run around a page's comparison: when that page was requested from Stripe.
+_page_observed_at: ContextVar[int | None] = ContextVar("reconciliation_page_observed_at", default=None)
+
+
 def observed_now() -> int:
-    """The observation time of Stripe data read now, in Stripe's unit (epoch seconds)."""
-    return int(time.time()) - OBSERVED_MARGIN_SECONDS
+    """The observation time of Stripe data read now, in Stripe's unit (epoch seconds).
+
+    Inside `observing(...)` (a page being compared) it is the time the page was requested: listing
+    or retrieving a page takes seconds, and a webhook applied meanwhile must stay newer than it.
+    """
+    pinned = _page_observed_at.get()
+    return pinned if pinned is not None else int(time.time()) - OBSERVED_MARGIN_SECONDS
+
+
+@contextmanager
+def observing(observed_at: int) -> Iterator[None]:
+    """Pins observed_now() to `observed_at` (a page's request time) for the comparison of that page."""
+    token = _page_observed_at.set(observed_at)
+    try:
+        yield
+    finally:
+        _page_observed_at.reset(token)
 
 
 @dataclass(frozen=True)
