@@ -79,6 +79,15 @@ class RunCounts:
         return counts
 
 
+def _values(value: Any) -> str:
+    # JSON text with sorted keys: a finding's values compared with those stored on a discrepancy.
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _finding_values(finding: Finding) -> tuple[str, str]:
+    return _values(_json_value(finding.local_value)), _values(_json_value(finding.stripe_value))
+
+
 class FindingRecorder:
     """Records one run's findings, page by page."""
 
@@ -104,7 +113,10 @@ class FindingRecorder:
             if ids
             else {}
         )
+        decided = self._decided(ids)
         for key, finding in unique.items():
+            if key not in open_rows and (*key, *_finding_values(finding)) in decided:
+                continue  # finance kept ours or ignored exactly this difference: not raised again
             self._record_one(comparer, finding, open_rows.get(key))
         if self.dry_run:
             return
@@ -115,6 +127,18 @@ class FindingRecorder:
         ]
         if gone:
             self._close(Discrepancy.objects.filter(pk__in=gone, status=Status.OPEN))
+
+    def _decided(self, ids: set[str]) -> set[tuple[str, str, str, str]]:
+        """(kind, stripe id, local value, Stripe value) that finance resolved keep_local or ignored."""
+        if not ids:
+            return set()
+        rows = Discrepancy.objects.filter(project=self.project, stripe_id__in=ids).filter(
+            Q(status=Status.IGNORED) | Q(status=Status.RESOLVED, resolution_action=Discrepancy.Action.KEEP_LOCAL)
+        )
+        return {
+            (kind, stripe_id, _values(local), _values(remote))
+            for kind, stripe_id, local, remote in rows.values_list("kind", "stripe_id", "local_value", "stripe_value")
+        }
 
     def close_unseen(self, object_type: str, *, since: datetime) -> int:
         """Full mode, a listing complete: open findings of the type that nothing saw since `since`."""

@@ -658,4 +658,5 @@ def reconcile_from_command(
         lambda: reconcile_job_body(
             job=job, mode=mode, days_back=days_back, requested_by=requested_by, progress=progress, runs=runs
         ),
+        retries=False,  # the command reports the failure; nothing would send a retry
     ).run

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from apps.checkout.models import CheckoutSession, Invoice
 from apps.recovery.models import RecoveryAttempt, RecoveryRun
@@ -45,14 +46,22 @@ def recovery_candidates(*, now: datetime, max_attempts: int, retry_after_seconds
     return [Candidate(session_id=pk, attempts=attempts) for pk, attempts in rows]
 
 
+# A notification another worker took this recently may still be in flight (its send has not
+# returned): it is not retried until this long after that worker last touched it.
+IN_FLIGHT_SECONDS = 300
+
+
 def undelivered_attempts(*, before_run: RecoveryRun, max_tries: int) -> list[RecoveryAttempt]:
-    """Earlier attempts whose notification is pending or failed and has tries left, oldest first."""
+    """Earlier attempts whose notification is pending or failed and has tries left, oldest first.
+
+    Failed ones at once; pending ones only when nobody touched them for IN_FLIGHT_SECONDS (a pending
+    attempt just taken by another worker is being sent right now).
+    """
+    in_flight_since = timezone.now() - timedelta(seconds=IN_FLIGHT_SECONDS)
     return list(
         RecoveryAttempt.objects.filter(
-            notification_status__in=[
-                RecoveryAttempt.NotificationStatus.PENDING,
-                RecoveryAttempt.NotificationStatus.FAILED,
-            ],
+            Q(notification_status=RecoveryAttempt.NotificationStatus.FAILED)
+            | Q(notification_status=RecoveryAttempt.NotificationStatus.PENDING, updated_at__lt=in_flight_since),
             notification_tries__lt=max_tries,
         )
         .exclude(run=before_run)

@@ -302,8 +302,9 @@ def _deliver(attempt: RecoveryAttempt, config: RecoverySettings, tally: _Tally) 
     tries = attempt.notification_tries
     # Counted before sending, by a conditional UPDATE: two runs never send the same try, and a worker
     # killed mid-send has spent the try.
+    # updated_at pinned too: a worker that read the attempt before another one took it loses.
     taken = RecoveryAttempt.objects.filter(
-        pk=attempt.pk, notification_tries=tries, notification_status__in=undelivered
+        pk=attempt.pk, notification_tries=tries, notification_status__in=undelivered, updated_at=attempt.updated_at
     ).update(notification_tries=F("notification_tries") + 1, updated_at=timezone.now())
     if not taken:
         return

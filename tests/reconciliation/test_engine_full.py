@@ -64,6 +64,21 @@ def test_an_open_finding_seen_again_is_updated_not_duplicated(
     assert second.counts["total"]["drift_found"] == 1 and second.db_writes == 1
 
 
+@pytest.mark.parametrize(("status", "action"), [("resolved", "keep_local"), ("ignored", "ignore")])
+def test_a_difference_finance_kept_or_ignored_is_not_raised_again(
+    alice: Tenant, stripe_sandbox: Any, stripe_client: Any, fake: FakeComparer, status: str, action: str
+) -> None:
+    (drifted,) = stripe_customers(stripe_client, alice, 1, drift="yes")
+    _full(alice)
+    Discrepancy.objects.filter(stripe_id=drifted).update(status=status, resolution_action=action)
+
+    again = _full(alice)
+
+    assert Discrepancy.objects.filter(stripe_id=drifted).count() == 1
+    assert _open() == set()
+    assert again.db_writes == 0
+
+
 def test_the_policy_corrects_what_it_may_and_a_second_run_finds_nothing_new(
     alice: Tenant, stripe_sandbox: Any, stripe_client: Any, fake: FakeComparer
 ) -> None:

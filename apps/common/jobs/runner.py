@@ -133,11 +133,13 @@ def _retry_order(run: JobRun, start: JobStart, policy: JobPolicySpec) -> RetryOr
     return RetryOrder(start=retry, delay_seconds=delay)
 
 
-def job_execute(start: JobStart, body: Callable[[], Any]) -> JobResult:
+def job_execute(start: JobStart, body: Callable[[], Any], *, retries: bool = True) -> JobResult:
     """Runs `body` once for `start` under the job's lock and records the run.
 
     Never raises for the body's failure: the failure is recorded, and the retry (if the policy
-    allows one) is returned for the caller to enqueue after the lock is released.
+    allows one) is returned for the caller to enqueue after the lock is released. A caller that
+    will not enqueue one (a run in a management command) passes retries=False: then no retry is
+    recorded or counted.
     """
     entry = scheduled_task(start.job)
     # A worker thread may carry the context of its previous task; this run's lines name the job.
@@ -160,7 +162,7 @@ def job_execute(start: JobStart, body: Callable[[], Any]) -> JobResult:
             summary = body()
         except Exception as exc:
             _finish(run, outcome=Outcome.FAILED, started=started, error=_short_error(exc))
-            retry = _retry_order(run, start, policy)
+            retry = _retry_order(run, start, policy) if retries else None
             log.error(
                 "job_failed",
                 job=start.job,

@@ -145,4 +145,4 @@ def job_run_now(job: str, *, requested_by: str) -> str:
 def job_run_inline(job: str, *, requested_by: str) -> JobResult:
     """Runs `job` in this process as a manual start (management commands); a retry is not enqueued."""
     body = _registered_task(job).job_body
-    return job_execute(JobStart(job=job, trigger=Trigger.MANUAL, requested_by=requested_by), body)
+    return job_execute(JobStart(job=job, trigger=Trigger.MANUAL, requested_by=requested_by), body, retries=False)

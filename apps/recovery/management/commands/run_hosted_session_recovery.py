@@ -43,7 +43,7 @@ def _scheduled_run() -> dict[str, Any]:
     except Exception:  # no passwd entry in some containers
         user = "unknown"
     start = JobStart(job=JOB, trigger=JobRun.Trigger.SCHEDULED, requested_by=f"manage.py {COMMAND} ({user})")
-    run = job_execute(start, hosted_session_recovery.job_body).run
+    run = job_execute(start, hosted_session_recovery.job_body, retries=False).run
     if run.outcome != JobRun.Outcome.SUCCEEDED:
         raise CommandError(f"{JOB} {run.outcome}: {run.error} (run #{run.pk})")
     return dict(run.summary)
