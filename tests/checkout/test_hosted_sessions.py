@@ -18,6 +18,7 @@ import stripe
 from django.db import connection
 from django.utils import timezone
 
+from apps.checkout.invoices.services import invoice_void
 from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice
 from apps.common.models import AuditLog
 from apps.common.query import InstantField
@@ -421,3 +422,14 @@ def test_two_regenerations_with_one_token_give_one_201_and_one_409(
     assert stripe_client.v1.checkout.sessions.retrieve(old["stripe_session_id"]).status == "expired"
     rows = CheckoutSession.objects.filter(invoice_id=old["invoice_id"])
     assert sorted(rows.values_list("status", flat=True)) == ["open", "regenerated"]
+
+
+def test_voiding_an_invoice_expires_its_open_sessions_so_nobody_can_pay_it(
+    alice: Tenant, stripe_sandbox: SandboxProcess, stripe_client: stripe.StripeClient
+) -> None:
+    session = _open_session(alice)
+    invoice = Invoice.objects.get(pk=session["invoice_id"])
+    assert invoice_void(invoice=invoice, actor="app:test").status == "void"
+    assert stripe_client.v1.checkout.sessions.retrieve(session["stripe_session_id"]).status == "expired"
+    row = CheckoutSession.objects.get(pk=session["id"])
+    assert row.status == "expired" and row.expired_at is not None

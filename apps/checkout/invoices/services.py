@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from apps.checkout.invoices import transitions
 from apps.checkout.invoices.pricing import lines_price
-from apps.checkout.models import BillingCustomer, Invoice, InvoiceLine
+from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice, InvoiceLine
+from apps.common import stripe_gateway
 from apps.common.audit import audit_record
 from apps.common.exceptions import Conflict, NestedValidationError
 from apps.projects.models import Project
@@ -119,12 +120,38 @@ def _audited_move(
 def invoice_void(*, invoice: Invoice, actor: str, reason: str = "") -> Invoice:
     """draft, open or uncollectible → void (audited); Conflict otherwise, and nothing changes.
 
-    An open invoice may still have an open hosted session at Stripe: a payment arriving for a void
-    invoice is not applied (invoice_mark_paid refuses it and logs it for a refund).
+    A void invoice can no longer be paid: once the move is committed, its open hosted sessions are
+    expired at Stripe, then here. Should Stripe be away, a payment that still arrives is not applied
+    (invoice_mark_paid refuses it and logs it for a refund) and the sweep expires the row later.
     """
-    return _audited_move(
+    voided = _audited_move(
         invoice=invoice, transition=transitions.VOID, actor=actor, reason=reason, audit_action="invoice.void"
     )
+    _open_sessions_expire(invoice_id=voided.pk)
+    return voided
+
+
+def _open_sessions_expire(*, invoice_id: int) -> int:
+    """Expires the invoice's open hosted sessions at Stripe, then here (no transaction is open)."""
+    expired = 0
+    sessions = CheckoutSession.objects.filter(invoice_id=invoice_id, status=CheckoutSession.Status.OPEN)
+    for session in sessions.exclude(stripe_session_id=None).select_related("project"):
+        assert session.stripe_session_id is not None
+        try:
+            stripe_gateway.checkout_session_expire(
+                project_slug=session.project.slug,
+                session_id=session.stripe_session_id,
+                idempotency_key=f"checkout-session-expire-{session.pk}",
+            )
+        except (stripe_gateway.StripeInvalidRequest, stripe_gateway.StripeUnavailable) as exc:
+            # Not open at Stripe any more (its expired or completed event settles the row), or away.
+            log.warning("void_invoice_session_not_expired", invoice=invoice_id, session=session.pk, error=str(exc))
+            continue
+        now = timezone.now()
+        expired += CheckoutSession.objects.filter(pk=session.pk, status=CheckoutSession.Status.OPEN).update(
+            status=CheckoutSession.Status.EXPIRED, expired_at=now, updated_at=now
+        )
+    return expired
 
 
 def invoice_mark_uncollectible(*, invoice: Invoice, actor: str, reason: str = "") -> Invoice:
