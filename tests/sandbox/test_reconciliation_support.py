@@ -50,14 +50,12 @@ def _event_count(client: stripe.StripeClient) -> int:
 # -- listing ------------------------------------------------------------------------------
 
 
-def test_a_full_listing_of_10k_subscriptions_returns_each_once_newest_first_in_seconds(client, sandbox) -> None:
+def test_a_full_listing_of_10k_subscriptions_returns_each_once_newest_first(client, sandbox) -> None:
     made = sandbox.bulk_subscriptions(10_000, metadata={"project": "alpha"}, backdate_days=120)
     for sub_id in made["subscriptions"][::100]:  # 1% canceled behind our back
         sandbox.silent_cancel(sub_id)
 
-    started = time.monotonic()
     listed = _list_all(client, "/v1/subscriptions", status="all")
-    elapsed = time.monotonic() - started
 
     ids = _ids(listed)
     assert len(ids) == 10_000
@@ -65,8 +63,7 @@ def test_a_full_listing_of_10k_subscriptions_returns_each_once_newest_first_in_s
     assert ids == made["subscriptions"][::-1]  # back-dated oldest first, so listed in reverse
     created = [sub["created"] for sub in listed]
     assert created == sorted(created, reverse=True)
-    # 100 requests: O(page) each (it was O(n) each before, O(n^2) in all); generous for CI.
-    assert elapsed < 20, f"10k subscriptions took {elapsed:.1f} s to list"
+    # No timing here (a shared machine): the listing's speed is measured by bench/reconciliation_full.py.
     assert len(_list_all(client, "/v1/subscriptions")) == 9_900  # default: not canceled
     assert len(_list_all(client, "/v1/subscriptions", status="canceled")) == 100
     assert len(_list_all(client, "/v1/subscriptions", status="ended")) == 100
