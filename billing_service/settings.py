@@ -7,6 +7,7 @@ kombu's filesystem broker, so that `make run` needs no PostgreSQL, Redis or Rabb
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's static files, so /api/docs/ needs no CDN
     "django_prometheus",
     "django_celery_beat",
+    "axes",  # admin login lockout (see "admin access" below)
     "djstripe",
     "apps.common",
     "apps.projects",
@@ -110,8 +112,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.common.admin_session.AdminIdleSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.common.middleware.ApiErrorMiddleware",
+    # Turns a login refused for a locked-out account into its 429 page; axes wants it late in the chain.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -199,6 +204,28 @@ AUTH_PASSWORD_VALIDATORS = [
 if IS_TEST:
     # Hashing admin passwords is not what the tests measure.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- admin access (docs/operations.md "Admin access") --------------------------------------------
+# The admin's path, "admin/" unless set: always one trailing slash, no leading one.
+ADMIN_URL = (env_str("ADMIN_URL", "admin/") or "admin/").strip("/") + "/"
+if ADMIN_URL == "/" or ADMIN_URL.startswith(("api/", "static/")):
+    raise ImproperlyConfigured("ADMIN_URL must be a path of its own, e.g. staff-console/ (not /, api/ or static/)")
+# An admin session idle for longer than this is logged out (apps/common/admin_session.py).
+ADMIN_SESSION_IDLE_SECONDS = env_int("ADMIN_SESSION_IDLE_SECONDS", 1800, minimum=60)
+# django-axes first: it refuses a locked-out username+address before the password is even checked
+# (its backend, which lets a login without a request, such as the test client's, through).
+AUTHENTICATION_BACKENDS = ["apps.common.admin_session.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("AXES_COOLOFF_SECONDS", 3600, minimum=60))
+# Per username and address together: an attacker guessing one account from one address is stopped
+# without letting anyone lock a colleague out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The hour counts from the lockout: attempts while locked out are refused without extending it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Lockouts are read in the logs (apps/common/login_log.py) and cleared with `manage.py axes_reset_username`;
+# axes' own admin pages would add three more tables to the index.
+AXES_ENABLE_ADMIN = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

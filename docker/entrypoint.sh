@@ -99,6 +99,7 @@ case "$ROLE" in
                 python manage.py migrate --noinput
                 say "install_beat_schedule"
                 python manage.py install_beat_schedule
+                python manage.py install_roles
                 ;;
             *)
                 say "MIGRATE_ON_START=${MIGRATE_ON_START}: skipping migrate and install_beat_schedule"

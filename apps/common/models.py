@@ -66,6 +66,8 @@ class AuditLog(models.Model):
     class Meta:
         db_table = "entitlements_auditlog"
         ordering = ["-occurred_at"]
+        # Declared here for want of a better home: CSV exports span models (the finance role holds it).
+        permissions = [("export_data", "Can export data (CSV)")]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"

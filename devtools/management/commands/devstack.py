@@ -63,6 +63,7 @@ class Command(BaseCommand):
         self.stdout.write("Migrating (the first run takes about a minute: dj-stripe's migrations are heavy)…")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("install_beat_schedule")
+        call_command("install_roles")
 
         children: dict[str, subprocess.Popen[bytes]] = {}
         try:

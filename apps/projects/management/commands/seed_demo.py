@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.common.roles import demo_role_users_create
 from apps.projects.demo import demo_seed
 
 
 class Command(BaseCommand):
-    help = "Create the demo project, app, API key and admin user (development only; idempotent)."
+    help = (
+        "Create the demo project, app, API key, admin user and one staff user per role (development only; idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="Where the service listens.")
@@ -28,6 +32,8 @@ class Command(BaseCommand):
             seed = demo_seed(base_url=base)
         except RuntimeError as exc:
             raise CommandError(str(exc)) from None
+        # One staff user per role (apps/common/roles.py), so that each role's admin can be tried.
+        role_users = demo_role_users_create()
         catalog_lines: list[str] = []
         if options["catalog"]:
             from apps.catalog.demo import demo_catalog_seed
@@ -51,8 +57,12 @@ class Command(BaseCommand):
                     f"  API key      {seed.api_key}",
                     f"  features     {', '.join(seed.project.feature_codes)} (declared: grants may use them)",
                     f"  redirects    {', '.join(seed.project.allowed_redirect_prefixes)}",
-                    f"  admin        {base}/admin/",
+                    f"  admin        {base}/{settings.ADMIN_URL}",
                     f"               user {seed.admin_username} / password {seed.admin_password}{pw_note}",
+                    *(
+                        f"               user {user} / password {password} (role {user}, if you have not changed it)"
+                        for user, password in role_users.items()
+                    ),
                     *catalog_lines,
                     f"  API docs     {base}/api/docs/",
                     "  try it:",
