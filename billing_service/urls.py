@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
@@ -26,7 +27,9 @@ urlpatterns = [
     path("api/v1/", include("apps.reconciliation.urls")),
     path("api/v1/", include("apps.entitlements.urls")),
     path("api/v1/", include("apps.common.urls")),
-    path("admin/", admin.site.urls),
+    # ADMIN_URL: "admin/" unless set (a less guessable path is one more step for a password guesser).
+    path(settings.ADMIN_URL, include("apps.common.dashboard.urls")),  # the dashboard, under the admin's path
+    path(settings.ADMIN_URL, admin.site.urls),
 ]
 
 
