@@ -482,8 +482,8 @@ ADMIN_ROW_FACTORIES: dict[str, Callable[[], Model]] = {
     "django_celery_beat.solarschedule": SolarScheduleFactory.create,
     "django_celery_beat.clockedschedule": ClockedScheduleFactory.create,
     "django_celery_beat.periodictask": PeriodicTaskFactory.create,
-    "djstripe.product": _stripe_product,
-    "djstripe.price": _stripe_price,
+    "catalog.stripeproduct": _stripe_product,  # the dj-stripe mirror, shown under the catalog
+    "catalog.stripeprice": _stripe_price,
 }
 
 # dj-stripe's models are mirrors of Stripe objects, filled by syncs and webhooks, with dozens of

@@ -17,8 +17,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, reverse
+from django.urls import path as url_path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -26,6 +27,7 @@ from apps.checkout.invoices.services import invoice_mark_uncollectible, invoice_
 from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice, InvoiceLine, PortalSession
 from apps.common.admin_actions import reason_action
 from apps.common.admin_evidence import ReadOnlyAdmin
+from apps.common.customer_page import views as customer_views
 from apps.common.exceptions import ServiceError
 
 # How many refusals one message names; the rest are counted.
@@ -213,11 +215,31 @@ class InvoiceAdmin(ReadOnlyAdmin[Invoice]):
 class BillingCustomerAdmin(ReadOnlyAdmin[BillingCustomer]):
     # Created by the checkout service, which keys the Stripe customer create on this row's id: a
     # hand-made row would have no Stripe customer behind it.
-    list_display = ("user_id", "project", "stripe_customer_id", "created_at")
+    list_display = ("user_id", "project", "stripe_customer_id", "created_at", "customer_page")
     list_filter = ("project",)
     search_fields = ("user_id", "stripe_customer_id")
     list_select_related = ("project",)
     readonly_fields = ("project", "user_id", "stripe_customer_id", "created_at", "updated_at")
+
+    @admin.display(description="customer page")
+    def customer_page(self, obj: BillingCustomer) -> str:
+        return format_html('<a href="{}">open</a>', customer_views.page_url(obj.project, obj.user_id))
+
+    def get_urls(self) -> list[URLPattern]:
+        # The customer page (apps/common/customer_page) lives under this admin's path, so that it
+        # follows the admin's URL wherever that is mounted. Before the model's own URLs, whose
+        # "<object_id>/" would otherwise catch "customer/".
+        wrap = self.admin_site.admin_view
+        urls = [
+            url_path("customer/", wrap(self.customer_page_view), name="customer_page"),
+            url_path("customer/grant/", wrap(customer_views.customer_grant_view), name="customer_grant"),
+            url_path("customer/revoke/", wrap(customer_views.customer_revoke_view), name="customer_revoke"),
+            url_path("customer/replay/", wrap(customer_views.customer_replay_view), name="customer_replay"),
+        ]
+        return [*urls, *super().get_urls()]
+
+    def customer_page_view(self, request: HttpRequest) -> HttpResponse:
+        return customer_views.customer_page_view(request, self.admin_site)
 
 
 @admin.register(CheckoutSession)

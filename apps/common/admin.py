@@ -27,6 +27,7 @@ from django.utils.http import urlencode
 from django_celery_beat.models import PeriodicTask
 
 from apps.common.admin_evidence import EvidenceAdmin, ReadOnlyAdmin
+from apps.common.admin_export import CsvExportMixin
 from apps.common.audit import audit_record
 from apps.common.jobs.lock import job_lock_held
 from apps.common.jobs.task import job_run_now
@@ -70,11 +71,14 @@ djstripe_search_fields_repair()
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin[AuditLog]):
+class AuditLogAdmin(CsvExportMixin, ReadOnlyAdmin[AuditLog]):
     # Written only by the services that make the changes it records (grants, revokes, replays).
+    export_fields = ("id", "occurred_at", "actor", "action", "target", "project__slug", "reason", "before", "after")
     list_display = ("occurred_at", "actor", "action", "target", "project", "reason")
-    list_filter = ("action", "project")
-    search_fields = ("actor", "target", "reason")
+    # Read-only for every role, superusers included (ReadOnlyAdmin): filtered by who, what and which project,
+    # searched by the object ("grant #12", a user id, an event id) or the actor.
+    list_filter = ("action", "actor", "project")
+    search_fields = ("target", "actor", "reason")
     list_select_related = ("project",)
     date_hierarchy = "occurred_at"
 

@@ -6,12 +6,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.common.admin_actions import reason_action
 from apps.common.admin_evidence import EvidenceAdmin, ReadOnlyAdmin
+from apps.common.admin_export import CsvExportMixin
 from apps.entitlements import grants
 from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
 
@@ -50,8 +51,23 @@ class GrantForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Grant)
-class GrantAdmin(EvidenceAdmin[Grant]):
+class GrantAdmin(CsvExportMixin, EvidenceAdmin[Grant]):
     """Grants are revoked (with a reason), never deleted, so that the history and the audit log stay."""
+
+    export_fields = (
+        "id",
+        "project__slug",
+        "user_id",
+        "feature_code",
+        "granted_by",
+        "reason",
+        "valid_from",
+        "valid_to",
+        "revoked_at",
+        "revoked_by",
+        "revoke_reason",
+        "created_at",
+    )
 
     form = GrantForm
     actions = ["revoke"]
@@ -105,10 +121,25 @@ class GrantAdmin(EvidenceAdmin[Grant]):
 @admin.register(Entitlement)
 class EntitlementAdmin(ReadOnlyAdmin[Entitlement]):
     # A projection of the sources below, recomputed on every change to them: never edited by hand.
-    list_display = ("user_id", "feature_code", "project", "source", "source_id", "valid_from", "valid_to")
+    list_display = (
+        "user_id",
+        "feature_code",
+        "project",
+        "active_now",
+        "source",
+        "source_id",
+        "valid_from",
+        "valid_to",
+    )
     list_filter = ("project", "feature_code", "source")
     search_fields = ("user_id", "feature_code")
     list_select_related = ("project",)
+
+    @admin.display(description="active now", boolean=True)
+    def active_now(self, obj: Entitlement) -> bool:
+        # A row is a validity window: rows that start later or have ended stay in the table.
+        now = timezone.now()
+        return obj.valid_from <= now and (obj.valid_to is None or obj.valid_to > now)
 
 
 @admin.register(SubscriptionRecord)
@@ -128,9 +159,40 @@ class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
 
 
 @admin.register(RevenueEntry)
-class RevenueEntryAdmin(ReadOnlyAdmin[RevenueEntry]):
-    list_display = ("occurred_at", "project", "kind", "amount", "currency", "stripe_object_id")
+class RevenueEntryAdmin(CsvExportMixin, ReadOnlyAdmin[RevenueEntry]):
+    list_display = ("occurred_at", "project", "kind", "user", "amount_with_currency", "stripe_object_id")
     list_filter = ("project", "kind", "currency")
     search_fields = ("stripe_object_id", "stripe_charge_id")
     list_select_related = ("project",)
     date_hierarchy = "occurred_at"
+    # Money as stored: integer minor units, with the currency in its own column.
+    export_fields = (
+        "id",
+        "occurred_at",
+        "project__slug",
+        "kind",
+        "amount",
+        "currency",
+        "stripe_object_id",
+        "stripe_charge_id",
+        "stripe_payment_intent_id",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RevenueEntry]:
+        # The ledger has no user column: the user is the purchase's with the same payment intent
+        # (one subquery on an indexed column for the page, not one query per row).
+        purchases = Purchase.objects.filter(
+            project_id=OuterRef("project_id"),
+            stripe_payment_intent_id=OuterRef("stripe_payment_intent_id"),
+        ).exclude(stripe_payment_intent_id="")
+        queryset: QuerySet[RevenueEntry] = super().get_queryset(request)
+        return queryset.annotate(purchase_user_id=Subquery(purchases.values("user_id")[:1]))
+
+    @admin.display(description="user")
+    def user(self, obj: RevenueEntry) -> str:
+        return getattr(obj, "purchase_user_id", None) or "-"
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_with_currency(self, obj: RevenueEntry) -> str:
+        # Minor units as stored, so that the figure matches the export and Stripe's API.
+        return f"{obj.amount} {obj.currency.upper()}"

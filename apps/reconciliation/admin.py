@@ -29,6 +29,7 @@ from django.utils.safestring import SafeString
 
 from apps.common.admin_actions import reason_action
 from apps.common.admin_evidence import ReadOnlyAdmin
+from apps.common.admin_export import CsvExportMixin
 from apps.common.audit import audit_record
 from apps.common.exceptions import ServiceError
 from apps.projects.models import Project
@@ -328,7 +329,24 @@ class RecentRunFilter(admin.SimpleListFilter):
 
 
 @admin.register(Discrepancy)
-class DiscrepancyAdmin(ReadOnlyAdmin[Discrepancy]):
+class DiscrepancyAdmin(CsvExportMixin, ReadOnlyAdmin[Discrepancy]):
+    export_fields = (
+        "id",
+        "project__slug",
+        "kind",
+        "object_type",
+        "stripe_id",
+        "user_id",
+        "local_value",
+        "stripe_value",
+        "status",
+        "resolution_action",
+        "resolved_by",
+        "resolved_at",
+        "detected_at",
+        "run_id",
+        "note",
+    )
     list_display = (
         "id",
         "project",
