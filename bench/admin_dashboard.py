@@ -114,17 +114,6 @@ def setup(database_url: str) -> None:
         raise SystemExit("this benchmark needs PostgreSQL (DATABASE_URL=postgres://...)")
 
 
-def migrate_if_needed() -> None:
-    from django.core.management import call_command
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
-        print("migrating (about a minute on a fresh database) ...", flush=True)
-        call_command("migrate", "--noinput", verbosity=0)
-
-
 def cleanup() -> None:
     """Deletes the benchmark project's rows with plain DELETEs (the ORM's collector would load them all)."""
     from django.db import connection, transaction
@@ -364,6 +353,8 @@ def panel_times(period: int) -> dict[str, float]:
 
 
 def main() -> None:
+    from bench.common import migrate_if_needed
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     parser.add_argument("--subscriptions", type=int, default=100_000)

@@ -296,3 +296,15 @@ def subscription_event(event_id: str, user_id: str, *, created: int, period_end:
 def purge_broker_queue() -> None:
     """Drops queued process_event messages left in the benchmark broker (Redis db 10)."""
     redis_cmd(10, "DEL", "celery", "unacked", "unacked_index")
+
+
+def migrate_if_needed() -> None:
+    """Applies missing migrations to the benchmark's database (Django set up already)."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        print("migrating (about a minute on a fresh database) ...", flush=True)
+        call_command("migrate", "--noinput", verbosity=0)

@@ -55,17 +55,6 @@ def setup(database_url: str) -> None:
         raise SystemExit("the sweep benchmark needs PostgreSQL (give --database-url postgres://...)")
 
 
-def migrate_if_needed() -> None:
-    from django.core.management import call_command
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
-    executor = MigrationExecutor(connection)
-    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
-        print("migrating (about a minute on a fresh database) ...", flush=True)
-        call_command("migrate", "--noinput", verbosity=0)
-
-
 def cleanup() -> None:
     """Deletes the benchmark's rows (plain DELETEs: the ORM's collector would load 200,000 objects)."""
     from django.db import connection, transaction
@@ -146,6 +135,7 @@ def reset(project_id: int, now: datetime) -> None:
 
 
 def main() -> None:
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
     parser.add_argument("--sessions", type=int, default=100_000)
@@ -169,6 +159,7 @@ def run(args: argparse.Namespace) -> None:
 
     from apps.recovery import sweeps
     from apps.recovery.config import recovery_settings
+    from bench.common import migrate_if_needed
 
     migrate_if_needed()
     if args.batch_size:
