@@ -210,7 +210,8 @@ class Command(BaseCommand):
             children[name] = subprocess.Popen(argv, env=env, start_new_session=name == "web")  # noqa: S603
         self.stdout.write(
             self.style.SUCCESS(
-                f"Running: {', '.join(children)}. Service at {base_url}, admin {base_url}/admin/. Ctrl-C stops all."
+                f"Running: {', '.join(children)}. Service at {base_url}, "
+                f"admin {base_url}/{settings.ADMIN_URL}. Ctrl-C stops all."
             )
         )
         self.stdout.write("\n".join(help_lines))
