@@ -7,7 +7,8 @@ over generate_series, server side:
 - N subscription records (default 100,000): 85% active, 5% past_due, 5% trialing, 5% canceled (ended
   over the last two years), usd or eur, monthly / quarterly / annual prices, quantities 1-3, created
   over two years; each `stripe_data` a Stripe-like subscription snapshot (~2.5 kB: the items with
-  their inline price, and the other fields a snapshot carries), since the MRR query reads it;
+  their inline price, and the other fields a snapshot carries), and its narrow `items` copy (the
+  one the MRR query reads), as SubscriptionRecord.save() would write it;
 - M revenue entries (default 1,000,000) over the last two years: 90% payments, 10% refunds, usd/eur;
 - 10,000 processed webhook events and 300 unprocessed ones, 200 open discrepancies of 4 kinds and 2
   reconciliation runs, 2,000 expired invoice sessions (half abandoned, a third of those recovered).
@@ -169,7 +170,7 @@ def load(subscriptions: int, revenue: int) -> None:
             INSERT INTO {SubscriptionRecord._meta.db_table}
                 (project_id, user_id, stripe_subscription_id, stripe_customer_id, status, price_ids,
                  current_period_start, current_period_end, cancel_at_period_end, canceled_at, ended_at,
-                 past_due_since, last_event_created, last_event_id, stripe_data, created_at, updated_at)
+                 past_due_since, last_event_created, last_event_id, stripe_data, items, created_at, updated_at)
             SELECT %(pid)s, 'user_' || i, 'sub_bench' || i, 'cus_bench' || i, s.status,
                    jsonb_build_array(s.price), now() - interval '10 days', now() + interval '20 days', false,
                    CASE WHEN s.status = 'canceled' THEN s.ended END, CASE WHEN s.status = 'canceled' THEN s.ended END,
@@ -190,6 +191,11 @@ def load(subscriptions: int, revenue: int) -> None:
                                        'interval', (ARRAY['month', 'month', 'year'])[i %% 3 + 1],
                                        'interval_count', (ARRAY[1, 3, 1])[i %% 3 + 1],
                                        'usage_type', 'licensed')))))),
+                   jsonb_build_array(jsonb_build_object(
+                       'price', s.price, 'currency', s.currency,
+                       'unit_amount', (ARRAY[1900, 4900, 19000])[i %% 3 + 1],
+                       'interval', (ARRAY['month', 'month', 'year'])[i %% 3 + 1],
+                       'interval_count', (ARRAY[1, 3, 1])[i %% 3 + 1], 'quantity', i %% 3 + 1)),
                    s.created, s.created
             FROM generate_series(1, %(n)s) AS i,
             LATERAL (SELECT

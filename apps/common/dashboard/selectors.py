@@ -94,20 +94,18 @@ def mrr_normalise(groups: list[MrrGroup]) -> int:
 
 
 _MRR_SQL = """
-SELECT item->'price'->>'currency',
-       item->'price'->'recurring'->>'interval',
-       COALESCE((item->'price'->'recurring'->>'interval_count')::integer, 1),
-       SUM((item->'price'->>'unit_amount')::numeric * COALESCE((item->>'quantity')::numeric, 1)),
+SELECT item->>'currency',
+       item->>'interval',
+       COALESCE((item->>'interval_count')::integer, 1),
+       SUM((item->>'unit_amount')::numeric * COALESCE((item->>'quantity')::numeric, 1)),
        COUNT(*)
 FROM {table} AS s
 CROSS JOIN LATERAL jsonb_array_elements(
-    CASE WHEN jsonb_typeof(s.stripe_data->'items'->'data') = 'array'
-         THEN s.stripe_data->'items'->'data' ELSE '[]'::jsonb END
+    CASE WHEN jsonb_typeof(s.items) = 'array' THEN s.items ELSE '[]'::jsonb END
 ) AS item
 WHERE s.project_id = %s AND s.status = ANY(%s)
-  AND jsonb_typeof(item->'price') = 'object'
-  AND item->'price'->>'unit_amount' IS NOT NULL
-  AND item->'price'->'recurring'->>'interval' = ANY(%s)
+  AND item->>'unit_amount' IS NOT NULL
+  AND item->>'interval' = ANY(%s)
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3
 """
@@ -116,10 +114,12 @@ ORDER BY 1, 2, 3
 def mrr_by_currency(scope: Scope) -> list[dict[str, Any]]:
     """MRR per currency from the items of the project's billed subscriptions (one query).
 
-    The source is each subscription's own snapshot (`stripe_data.items.data[]`): the price Stripe bills
-    it at (`unit_amount`, `currency`, `recurring.interval`/`interval_count`) and the item's `quantity`,
-    so a price edited later in the catalog does not rewrite what existing subscriptions pay. Items
-    without a fixed `unit_amount` (tiered or metered prices) are not counted.
+    The source is each subscription's own snapshot, through `SubscriptionRecord.items` (the snapshot's
+    `items.data[]` narrowed to the price Stripe bills it at: `unit_amount`, `currency`, `interval`,
+    `interval_count`, and the item's `quantity`), so a price edited later in the catalog does not rewrite
+    what existing subscriptions pay. The narrow column, not `stripe_data`: reaching into the whole
+    snapshot cost ~1.5 s at 100,000 subscriptions. Items without a fixed `unit_amount` (tiered or
+    metered prices) are not counted.
     """
     sql = _MRR_SQL.format(table=connection.ops.quote_name(SubscriptionRecord._meta.db_table))
     with connection.cursor() as cursor:
