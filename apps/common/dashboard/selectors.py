@@ -121,10 +121,7 @@ def mrr_by_currency(scope: Scope) -> list[dict[str, Any]]:
     snapshot cost ~1.5 s at 100,000 subscriptions. Items without a fixed `unit_amount` (tiered or
     metered prices) are not counted.
     """
-    sql = _MRR_SQL.format(table=connection.ops.quote_name(SubscriptionRecord._meta.db_table))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [scope.project.pk, list(MRR_STATUSES), list(MONTH_FACTOR)])
-        rows = cursor.fetchall()
+    rows = _mrr_rows(scope) if connection.vendor == "postgresql" else _mrr_rows_without_postgresql(scope)
     per_currency: dict[str, list[MrrGroup]] = {}
     for currency, interval, count, amount, items in rows:  # groups, not rows: (currency, interval, count)
         per_currency.setdefault(str(currency).lower(), []).append((str(interval), int(count), int(amount), int(items)))
@@ -132,6 +129,29 @@ def mrr_by_currency(scope: Scope) -> list[dict[str, Any]]:
         {"currency": currency, "mrr": mrr_normalise(groups), "items": sum(g[3] for g in groups)}
         for currency, groups in sorted(per_currency.items())
     ]
+
+
+def _mrr_rows(scope: Scope) -> list[tuple[Any, ...]]:
+    sql = _MRR_SQL.format(table=connection.ops.quote_name(SubscriptionRecord._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [scope.project.pk, list(MRR_STATUSES), list(MONTH_FACTOR)])
+        return list(cursor.fetchall())
+
+
+def _mrr_rows_without_postgresql(scope: Scope) -> list[tuple[Any, ...]]:
+    """The same groups as _MRR_SQL, summed in Python: SQLite (`make run`, a bare `make test`) has no
+    jsonb. A development database holds a handful of subscriptions; production is PostgreSQL."""
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    records = SubscriptionRecord.objects.filter(project=scope.project, status__in=MRR_STATUSES)
+    for items in records.values_list("items", flat=True):
+        for item in items if isinstance(items, list) else []:
+            if item.get("unit_amount") is None or item.get("interval") not in MONTH_FACTOR:
+                continue
+            key = (str(item.get("currency")), str(item["interval"]), int(item.get("interval_count") or 1))
+            total = groups.setdefault(key, [0, 0])
+            total[0] += int(item["unit_amount"]) * int(item.get("quantity") or 1)
+            total[1] += 1
+    return [(*key, amount, count) for key, (amount, count) in sorted(groups.items())]
 
 
 def subscriptions_by_status(scope: Scope) -> list[dict[str, Any]]:
@@ -159,14 +179,33 @@ def subscriptions_per_week(scope: Scope) -> list[dict[str, Any]]:
 
     One pass over the project's subscriptions for both counts (there is no index on either date).
     """
-    sql = _WEEKS_SQL.format(table=connection.ops.quote_name(SubscriptionRecord._meta.db_table))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [scope.project.pk, scope.since, scope.since, scope.since])
-        rows = cursor.fetchall()
+    rows = _week_rows(scope) if connection.vendor == "postgresql" else _week_rows_without_postgresql(scope)
     weeks: dict[dt.date, dict[str, Any]] = {}
     for kind, week, count in rows:  # groups: (kind, week)
         weeks.setdefault(week, {"week": week, "new": 0, "churned": 0})[kind] = count
     return [weeks[week] for week in sorted(weeks)]
+
+
+def _week_rows(scope: Scope) -> list[tuple[Any, ...]]:
+    sql = _WEEKS_SQL.format(table=connection.ops.quote_name(SubscriptionRecord._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [scope.project.pk, scope.since, scope.since, scope.since])
+        return list(cursor.fetchall())
+
+
+def _week_rows_without_postgresql(scope: Scope) -> list[tuple[Any, ...]]:
+    """The same (kind, Monday, count) groups as _WEEKS_SQL, counted in Python (SQLite, development)."""
+    counts: dict[tuple[str, dt.date], int] = {}
+    records = SubscriptionRecord.objects.filter(project=scope.project).filter(
+        Q(created_at__gte=scope.since) | Q(ended_at__gte=scope.since)
+    )
+    for created_at, ended_at in records.values_list("created_at", "ended_at"):
+        for kind, at in (("new", created_at), ("churned", ended_at)):
+            if at is not None and at >= scope.since:
+                day = at.astimezone(dt.UTC).date()
+                monday = day - dt.timedelta(days=day.weekday())
+                counts[(kind, monday)] = counts.get((kind, monday), 0) + 1
+    return [(kind, monday, count) for (kind, monday), count in counts.items()]
 
 
 def revenue_per_day(scope: Scope) -> list[dict[str, Any]]:

@@ -100,7 +100,8 @@ def _ledger(project: Project, kind: str, **lookup: Any) -> QuerySet[Any, Any]:
 
 
 def _rows(*querysets: QuerySet[Any, Any]) -> list[_Row]:
-    first, *rest = querysets
+    # Without each model's default ordering: SQLite refuses ORDER BY inside a compound statement.
+    first, *rest = (queryset.order_by() for queryset in querysets)
     return [_Row(*row) for row in first.union(*rest, all=True)]
 
 
