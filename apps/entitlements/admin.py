@@ -6,11 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from apps.common.admin_actions import reason_action
+from apps.common.admin_columns import breakable_column, money, short_id, when
 from apps.common.admin_evidence import EvidenceAdmin, ReadOnlyAdmin
 from apps.common.admin_export import CsvExportMixin
 from apps.entitlements import grants
@@ -71,11 +74,15 @@ class GrantAdmin(CsvExportMixin, EvidenceAdmin[Grant]):
 
     form = GrantForm
     actions = ["revoke"]
-    list_display = ("user_id", "feature_code", "project", "valid_from", "valid_to", "revoked_at", "granted_by")
+    list_display = ("user_id", "feature_code", "project", "starts", "ends", "revoked", "granted")
     list_filter = ("project", "feature_code", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("user_id", "feature_code", "reason", "granted_by")
     list_select_related = ("project",)
     date_hierarchy = "created_at"
+    starts = when("valid_from", "from")
+    ends = when("valid_to", "until")
+    revoked = when("revoked_at", "revoked")
+    granted = breakable_column("granted_by", "granted by")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Grant | None = None) -> Any:
         if obj is None:
@@ -121,19 +128,17 @@ class GrantAdmin(CsvExportMixin, EvidenceAdmin[Grant]):
 @admin.register(Entitlement)
 class EntitlementAdmin(ReadOnlyAdmin[Entitlement]):
     # A projection of the sources below, recomputed on every change to them: never edited by hand.
-    list_display = (
-        "user_id",
-        "feature_code",
-        "project",
-        "active_now",
-        "source",
-        "source_id",
-        "valid_from",
-        "valid_to",
-    )
+    list_display = ("user_id", "feature_code", "project", "active_now", "source_ref", "starts", "ends")
     list_filter = ("project", "feature_code", "source")
     search_fields = ("user_id", "feature_code")
     list_select_related = ("project",)
+    starts = when("valid_from", "from")
+    ends = when("valid_to", "until")
+
+    @admin.display(description="source", ordering="source")
+    def source_ref(self, obj: Entitlement) -> str:
+        # The source row, as the customer page names it: "grant #12", "subscription #3".
+        return f"{obj.source} #{obj.source_id}"
 
     @admin.display(description="active now", boolean=True)
     def active_now(self, obj: Entitlement) -> bool:
@@ -144,32 +149,64 @@ class EntitlementAdmin(ReadOnlyAdmin[Entitlement]):
 
 @admin.register(SubscriptionRecord)
 class SubscriptionRecordAdmin(ReadOnlyAdmin[SubscriptionRecord]):
-    list_display = ("stripe_subscription_id", "project", "user_id", "status", "current_period_end", "updated_at")
+    list_display = ("user_id", "project", "status", "subscription", "period_end", "cancel_at_period_end", "updated")
     list_filter = ("project", "status", "cancel_at_period_end")
     search_fields = ("user_id", "stripe_subscription_id", "stripe_customer_id")
     list_select_related = ("project",)
+    subscription = short_id("stripe_subscription_id", "Stripe subscription")
+    period_end = when("current_period_end", "period ends")
+    updated = when("updated_at", "updated")
 
 
 @admin.register(Purchase)
 class PurchaseAdmin(ReadOnlyAdmin[Purchase]):
-    list_display = ("user_id", "feature_code", "project", "amount", "currency", "amount_refunded", "status", "valid_to")
+    list_display = ("user_id", "feature_code", "project", "paid", "refunded", "status", "bought", "ends")
     list_filter = ("project", "status", "feature_code")
     search_fields = ("user_id", "stripe_checkout_session_id", "stripe_payment_intent_id")
     list_select_related = ("project",)
+    bought = when("valid_from", "paid at")
+    ends = when("valid_to", "until")
+
+    @admin.display(description="amount", ordering="amount")
+    def paid(self, obj: Purchase) -> str:
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description="refunded", ordering="amount_refunded")
+    def refunded(self, obj: Purchase) -> str:
+        return money(obj.amount_refunded, obj.currency)
+
+
+class UserFilter(admin.SimpleListFilter):
+    """`?user_id=<id>`: one customer's rows (the user cells link here). A user id is typed or clicked,
+    never picked from a list of every user; the sidebar shows the one in force, with "All" to clear it."""
+
+    title = "user"
+    parameter_name = "user_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = request.GET.get(self.parameter_name, "")
+        return [(value, value)] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(user_id=value) if value else queryset
 
 
 @admin.register(RevenueEntry)
 class RevenueEntryAdmin(CsvExportMixin, ReadOnlyAdmin[RevenueEntry]):
-    list_display = ("occurred_at", "project", "kind", "user", "amount_with_currency", "stripe_object_id")
-    list_filter = ("project", "kind", "currency")
-    search_fields = ("stripe_object_id", "stripe_charge_id")
+    list_display = ("occurred", "project", "kind", "user", "amount_with_currency", "stripe_object")
+    list_filter = ("project", "kind", "currency", UserFilter)
+    search_fields = ("=user_id", "stripe_object_id", "stripe_charge_id", "stripe_payment_intent_id")
     list_select_related = ("project",)
     date_hierarchy = "occurred_at"
+    occurred = when("occurred_at", "occurred")
+    stripe_object = short_id("stripe_object_id", "Stripe object")
     # Money as stored: integer minor units, with the currency in its own column.
     export_fields = (
         "id",
         "occurred_at",
         "project__slug",
+        "user_id",
         "kind",
         "amount",
         "currency",
@@ -178,21 +215,15 @@ class RevenueEntryAdmin(CsvExportMixin, ReadOnlyAdmin[RevenueEntry]):
         "stripe_payment_intent_id",
     )
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[RevenueEntry]:
-        # The ledger has no user column: the user is the purchase's with the same payment intent
-        # (one subquery on an indexed column for the page, not one query per row).
-        purchases = Purchase.objects.filter(
-            project_id=OuterRef("project_id"),
-            stripe_payment_intent_id=OuterRef("stripe_payment_intent_id"),
-        ).exclude(stripe_payment_intent_id="")
-        queryset: QuerySet[RevenueEntry] = super().get_queryset(request)
-        return queryset.annotate(purchase_user_id=Subquery(purchases.values("user_id")[:1]))
-
-    @admin.display(description="user")
+    @admin.display(description="user", ordering="user_id")
     def user(self, obj: RevenueEntry) -> str:
-        return getattr(obj, "purchase_user_id", None) or "-"
+        if not obj.user_id:
+            return "-"
+        # A link to this customer's rows: user ids are per project, so the project goes with it.
+        query = urlencode({"project__id__exact": str(obj.project_id), "user_id": obj.user_id})
+        return format_html('<a href="?{}">{}</a>', query, obj.user_id)
 
     @admin.display(description="amount", ordering="amount")
     def amount_with_currency(self, obj: RevenueEntry) -> str:
         # Minor units as stored, so that the figure matches the export and Stripe's API.
-        return f"{obj.amount} {obj.currency.upper()}"
+        return money(obj.amount, obj.currency)

@@ -189,6 +189,9 @@ class RevenueEntry(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="revenue_entries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Whose money: the payment's purchase, else the user the event was routed to (its metadata or its
+    # customer, which covers subscription invoices). "" when nothing names one (a payment of no user).
+    user_id = models.CharField(max_length=255, blank=True, default="")
     # The payment intent for payments; "<charge>@<cumulative amount refunded>" for refunds.
     stripe_object_id = models.CharField(max_length=255)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
@@ -209,7 +212,9 @@ class RevenueEntry(models.Model):
                 fields=["project", "occurred_at"],
                 include=["kind", "currency", "amount"],
                 name="revenue_entry_project_day",
-            )
+            ),
+            # One customer's payments and refunds (the admin list's user filter, the customer page).
+            models.Index(fields=["project", "user_id"], name="revenue_entry_project_user"),
         ]
         verbose_name_plural = "revenue entries"
 

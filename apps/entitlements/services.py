@@ -381,14 +381,41 @@ def purchase_refund_apply(
     return changed
 
 
+def _payment_user(*, project: Project, payment_intent_id: str) -> str:
+    """The user a payment intent's money belongs to, from what we recorded for it: its purchase, else
+    a ledger row of the same intent that names one. "" when neither does."""
+    if not payment_intent_id:
+        return ""
+    for rows in (
+        Purchase.objects.filter(project=project, stripe_payment_intent_id=payment_intent_id),
+        RevenueEntry.objects.filter(project=project, stripe_payment_intent_id=payment_intent_id).exclude(user_id=""),
+    ):
+        user_id = rows.order_by("id").values_list("user_id", flat=True).first()
+        if user_id:
+            return user_id
+    return ""
+
+
 def revenue_payment_record(
-    *, project: Project, payment_intent_id: str, amount: int, currency: str, occurred_at: dt.datetime
+    *,
+    project: Project,
+    payment_intent_id: str,
+    amount: int,
+    currency: str,
+    occurred_at: dt.datetime,
+    user_id: str = "",
 ) -> list[str]:
+    """Appends a payment once per payment intent.
+
+    `user_id` is the caller's routing of the payment (its metadata, or its customer: a subscription
+    invoice's payment names no purchase); without one, the purchase of the same intent names the user.
+    """
     _, created = RevenueEntry.objects.get_or_create(
         kind=RevenueEntry.Kind.PAYMENT,
         stripe_object_id=payment_intent_id,
         defaults={
             "project": project,
+            "user_id": user_id or _payment_user(project=project, payment_intent_id=payment_intent_id),
             "stripe_payment_intent_id": payment_intent_id,
             "amount": amount,
             "currency": currency,
@@ -406,10 +433,12 @@ def revenue_refund_record(
     currency: str,
     occurred_at: dt.datetime,
     payment_intent_id: str = "",
+    user_id: str = "",
 ) -> list[str]:
     """Appends the increment of a charge's cumulative refund since the last one recorded.
 
-    `payment_intent_id` (the charge's) lets a purchase recorded later find this refund.
+    `payment_intent_id` (the charge's) lets a purchase recorded later find this refund. `user_id` as
+    for revenue_payment_record; without one, the purchase or the payment of the same intent names it.
     """
     with transaction.atomic():
         # Locking rows cannot stop two first refunds of a charge from both inserting (there is no
@@ -430,6 +459,7 @@ def revenue_refund_record(
             stripe_object_id=f"{charge_id}@{amount_refunded_total}",
             stripe_charge_id=charge_id,
             stripe_payment_intent_id=payment_intent_id,
+            user_id=user_id or _payment_user(project=project, payment_intent_id=payment_intent_id),
             amount=delta,
             currency=currency,
             occurred_at=occurred_at,

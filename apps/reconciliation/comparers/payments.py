@@ -109,6 +109,19 @@ def _first_user(*candidates: str) -> str:
     return next((user for user in candidates if user), "")
 
 
+def _object_user(project: Project, obj: dict[str, Any]) -> str:
+    """The user a payment or charge is ours for, as the webhooks route it: metadata, else its customer."""
+    customer_id = stripe_id(obj.get("customer"))
+    customer_user = (
+        BillingCustomer.objects.filter(project=project, stripe_customer_id=customer_id)
+        .values_list("user_id", flat=True)
+        .first()
+        if customer_id
+        else None
+    )
+    return _first_user(metadata_user(project, obj), customer_user or "")
+
+
 def _received(intent: dict[str, Any]) -> int:
     # What payment_intent.succeeded records: the amount received, else the amount.
     return int(intent.get("amount_received") or intent.get("amount") or 0)
@@ -252,6 +265,7 @@ class PaymentIntentComparer:
             amount=_received(intent),
             currency=str(intent.get("currency") or ""),
             occurred_at=_paid_at(intent),
+            user_id=_object_user(project, intent),
         )
 
     def _complete_checkout(self, project: Project, finding: Finding, intent: dict[str, Any]) -> list[str]:
@@ -393,6 +407,7 @@ class ChargeComparer:
                 currency=str(charge.get("currency") or ""),
                 occurred_at=refunded_at,
                 payment_intent_id=intent_id,
+                user_id=_object_user(project, charge),
             )
             applied = services.purchase_refund_apply(
                 project=project, payment_intent_id=intent_id, amount_refunded=refunded, refunded_at=refunded_at

@@ -24,6 +24,7 @@ def payment_succeeded(event: StripeEvent) -> Outcome:
         amount=int(intent.get("amount_received") or intent.get("amount") or 0),
         currency=str(intent.get("currency") or ""),
         occurred_at=event_time(event),
+        user_id=route.user_id,
     )
     return Outcome("processed", project_id=route.project.pk, changes=changes)
 
@@ -62,6 +63,7 @@ def charge_refunded(event: StripeEvent) -> Outcome:
         currency=str(charge.get("currency") or ""),
         occurred_at=event_time(event),
         payment_intent_id=intent_id,
+        user_id=route.user_id,
     )
     refunded_purchases = services.purchase_refund_apply(
         project=route.project, payment_intent_id=intent_id, amount_refunded=refunded, refunded_at=event_time(event)
