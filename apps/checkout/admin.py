@@ -26,6 +26,7 @@ from django.utils.safestring import SafeString
 from apps.checkout.invoices.services import invoice_mark_uncollectible, invoice_void
 from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice, InvoiceLine, PortalSession
 from apps.common.admin_actions import reason_action
+from apps.common.admin_columns import money, short_id, when
 from apps.common.admin_evidence import ReadOnlyAdmin
 from apps.common.customer_page import views as customer_views
 from apps.common.exceptions import ServiceError
@@ -133,12 +134,15 @@ class InvoiceLineInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin[Invoice]):
-    list_display = ("id", "project", "user_id", "status", "total", "currency", "due_at", "paid_at", "created_at")
+    list_display = ("id", "project", "user_id", "status", "total_money", "due", "paid", "created")
     list_filter = ("project", "status", "currency")
     # An id (digits) finds that invoice too; see get_search_results.
     search_fields = ("user_id", "stripe_payment_intent_id")
     list_select_related = ("project",)
     date_hierarchy = "created_at"
+    due = when("due_at", "due")
+    paid = when("paid_at", "paid")
+    created = when("created_at", "created")
     inlines = [InvoiceLineInline]
     actions = ["void_selected", "mark_uncollectible_selected"]
     fields = (
@@ -169,6 +173,10 @@ class InvoiceAdmin(ReadOnlyAdmin[Invoice]):
         if term.isascii() and term.isdigit() and len(term) < 19:  # a bigint id, not a 500
             found = found | queryset.filter(pk=int(term))
         return found, may_have_duplicates
+
+    @admin.display(description="total", ordering="total")
+    def total_money(self, invoice: Invoice) -> str:
+        return money(invoice.total, invoice.currency)
 
     @admin.display(description="hosted sessions")
     def sessions_link(self, invoice: Invoice) -> SafeString:
@@ -244,19 +252,17 @@ class BillingCustomerAdmin(ReadOnlyAdmin[BillingCustomer]):
 
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(ReadOnlyAdmin[CheckoutSession]):
+    # The mode is a filter; the recovery attempts and the last update are on the session's page.
     list_display = (
         "id",
-        "stripe_session_id",
+        "session",
         "project",
         "user_id",
-        "mode",
-        "invoice",
+        "invoice_ref",
         "status",
-        "expires_at",
-        "recovery_attempts",
-        "payment_failed_at",
-        "updated_at",
-        "created_at",
+        "expires",
+        "payment_failed",
+        "created",
     )
     # "Payment failed at: not empty" lists the sessions whose last payment attempt was declined;
     # "Invoice: not empty" the hosted sessions of invoices.
@@ -276,8 +282,19 @@ class CheckoutSessionAdmin(ReadOnlyAdmin[CheckoutSession]):
     )
     list_select_related = ("project", "invoice")
     date_hierarchy = "created_at"
+    session = short_id("stripe_session_id", "Stripe session")
+    expires = when("expires_at", "expires")
+    payment_failed = when("payment_failed_at", "payment failed")
+    created = when("created_at", "created")
     readonly_fields = [f.name for f in CheckoutSession._meta.fields]
     actions = ["regenerate_selected"]
+
+    @admin.display(description="invoice", ordering="invoice")
+    def invoice_ref(self, session: CheckoutSession) -> SafeString | str:
+        if session.invoice_id is None:
+            return "-"
+        url = reverse("admin:checkout_invoice_change", args=[session.invoice_id])
+        return format_html('<a href="{}">#{}</a>', url, session.invoice_id)
 
     def has_regenerate_permission(self, request: HttpRequest) -> bool:
         # A regenerate creates a Stripe session and retires one: the change permission on sessions.

@@ -14,6 +14,7 @@ from django.urls import path as url_path
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from apps.common.admin_columns import when
 from apps.common.admin_evidence import ReadOnlyAdmin
 from apps.common.audit import audit_record
 from apps.common.jobs.lock import job_lock_held
@@ -168,20 +169,20 @@ class RecoveryRunAdmin(ReadOnlyAdmin[RecoveryRun]):
 class RecoveryAttemptAdmin(ReadOnlyAdmin[RecoveryAttempt]):
     # Written only by the recovery run; a failed notification is retried by later runs, not by hand.
     list_display = (
-        "created_at",
+        "created",
         "session_link",
         "number",
         "method",
         "channel_text",
-        "notification_status",
-        "notification_tries",
+        "notification",
+        "tries",
         "error_short",
-        "run",
+        "run_link",
     )
     list_filter = ("notification_status", "channel", "method")
     search_fields = ("url", "notification_error", "session__stripe_session_id", "session__user_id")
-    list_select_related = ("run",)
     date_hierarchy = "created_at"
+    created = when("created_at", "created")
     fields = (
         "session_link",
         "number",
@@ -207,6 +208,21 @@ class RecoveryAttemptAdmin(ReadOnlyAdmin[RecoveryAttempt]):
     @admin.display(description="new session")
     def new_session_link(self, obj: RecoveryAttempt) -> str:
         return _session_link(obj.new_session_id)
+
+    @admin.display(description="notification", ordering="notification_status")
+    def notification(self, obj: RecoveryAttempt) -> str:
+        return obj.get_notification_status_display()
+
+    @admin.display(description="tries", ordering="notification_tries")
+    def tries(self, obj: RecoveryAttempt) -> int:
+        return obj.notification_tries
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, obj: RecoveryAttempt) -> str:
+        if obj.run_id is None:
+            return "-"
+        url = reverse("admin:recovery_recoveryrun_change", args=[obj.run_id])
+        return format_html('<a href="{}">run #{}</a>', url, obj.run_id)
 
     @admin.display(description="channel", ordering="channel")
     def channel_text(self, obj: RecoveryAttempt) -> str:

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from apps.common.admin_actions import reason_action
+from apps.common.admin_columns import breakable_column, short_id, when
 from apps.common.admin_evidence import ReadOnlyAdmin
 from apps.webhooks.models import ProcessorEvent, ReplayRun
 from apps.webhooks.replays import ReplayTooLarge, replay_run
@@ -24,12 +25,16 @@ def _pretty(value: Any) -> str:
 class ProcessorEventAdmin(ReadOnlyAdmin[ProcessorEvent]):
     # The ledger is evidence (what Stripe sent, and what we did with it): read-only for everyone.
     # A replay re-runs handlers and records its outcome on the row; no one edits what Stripe sent.
-    list_display = ("stripe_event_id", "type", "status", "attempts", "project", "user_id", "created", "received_at")
+    # received_at is on the row's page: the list is read in Stripe's order (created).
+    list_display = ("event", "event_type", "status", "attempts", "project", "user_id", "created_at")
     # user_id has as many values as there are customers: filtered as present/absent, found by search.
     list_filter = ("status", "type", "project", ("user_id", admin.EmptyFieldListFilter))
     search_fields = ("stripe_event_id", "=user_id")
     list_select_related = ("project",)
     date_hierarchy = "created"
+    event = short_id("stripe_event_id", "event")
+    event_type = breakable_column("type", "type")
+    created_at = when("created", "created")
     actions = ["replay_selected", "dry_run_selected"]
     fields = (
         "stripe_event_id",

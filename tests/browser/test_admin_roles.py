@@ -48,6 +48,7 @@ REVENUE_HEADER = [
     "id",
     "occurred_at",
     "project__slug",
+    "user_id",
     "kind",
     "amount",
     "currency",
@@ -163,7 +164,8 @@ def test_finance_sees_the_charts_exports_the_revenue_ledger_and_cannot_replay(
     rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
     assert rows[0] == REVENUE_HEADER
     assert len(rows) == 1 + world.revenue_rows
-    assert {(row[4], row[5]) for row in rows[1:]} == {("4900", "usd"), ("2900", "eur"), ("900", "usd")}
+    amount, currency = REVENUE_HEADER.index("amount"), REVENUE_HEADER.index("currency")
+    assert {(row[amount], row[currency]) for row in rows[1:]} == {("4900", "usd"), ("2900", "eur"), ("900", "usd")}
     screenshot(page, "roles-finance-3-revenue-ledger")
 
     # No replay: the ledger's admin is closed to finance, and the customer page offers no replay.
