@@ -120,7 +120,7 @@ def cleanup() -> None:
     from django.db import connection, transaction
 
     from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice
-    from apps.entitlements.models import RevenueEntry, SubscriptionRecord
+    from apps.entitlements.models import RevenueDay, RevenueEntry, SubscriptionRecord
     from apps.projects.models import Project
     from apps.reconciliation.models import Discrepancy, ReconciliationRun
     from apps.recovery.models import RecoveryAttempt
@@ -143,6 +143,7 @@ def cleanup() -> None:
             ReconciliationRun,
             ProcessorEvent,
             RevenueEntry,
+            RevenueDay,
             SubscriptionRecord,
         ):
             cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE project_id = %s", [project.pk])
@@ -153,7 +154,8 @@ def load(subscriptions: int, revenue: int) -> None:
     from django.db import connection, transaction
 
     from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice
-    from apps.entitlements.models import RevenueEntry, SubscriptionRecord
+    from apps.entitlements.models import RevenueDay, RevenueEntry, SubscriptionRecord
+    from apps.entitlements.revenue_days import revenue_days_rebuild
     from apps.projects.models import Project
     from apps.reconciliation.models import Discrepancy, ReconciliationRun
     from apps.recovery.models import RecoveryAttempt
@@ -170,7 +172,8 @@ def load(subscriptions: int, revenue: int) -> None:
             INSERT INTO {SubscriptionRecord._meta.db_table}
                 (project_id, user_id, stripe_subscription_id, stripe_customer_id, status, price_ids,
                  current_period_start, current_period_end, cancel_at_period_end, canceled_at, ended_at,
-                 past_due_since, last_event_created, last_event_id, stripe_data, items, created_at, updated_at)
+                 past_due_since, last_event_created, last_event_id, stripe_data, items,
+                 mrr_currency, mrr_numerator, mrr_denominator, mrr_items, created_at, updated_at)
             SELECT %(pid)s, 'user_' || i, 'sub_bench' || i, 'cus_bench' || i, s.status,
                    jsonb_build_array(s.price), now() - interval '10 days', now() + interval '20 days', false,
                    CASE WHEN s.status = 'canceled' THEN s.ended END, CASE WHEN s.status = 'canceled' THEN s.ended END,
@@ -196,6 +199,9 @@ def load(subscriptions: int, revenue: int) -> None:
                        'unit_amount', (ARRAY[1900, 4900, 19000])[i %% 3 + 1],
                        'interval', (ARRAY['month', 'month', 'year'])[i %% 3 + 1],
                        'interval_count', (ARRAY[1, 3, 1])[i %% 3 + 1], 'quantity', i %% 3 + 1)),
+                   -- subscription_mrr(): monthly n x 12 / 12, quarterly n x 12 / 36, annual n x 1 / 12
+                   s.currency, (ARRAY[1900, 4900, 19000])[i %% 3 + 1] * (i %% 3 + 1) * (ARRAY[12, 12, 1])[i %% 3 + 1],
+                   (ARRAY[12, 36, 12])[i %% 3 + 1], 1,
                    s.created, s.created
             FROM generate_series(1, %(n)s) AS i,
             LATERAL (SELECT
@@ -211,9 +217,9 @@ def load(subscriptions: int, revenue: int) -> None:
         cursor.execute(
             f"""
             INSERT INTO {RevenueEntry._meta.db_table}
-                (project_id, kind, stripe_object_id, stripe_charge_id, stripe_payment_intent_id, amount, currency,
-                 occurred_at, created_at)
-            SELECT %(pid)s, CASE WHEN i %% 10 = 0 THEN 'refund' ELSE 'payment' END,
+                (project_id, kind, user_id, stripe_object_id, stripe_charge_id, stripe_payment_intent_id, amount,
+                 currency, occurred_at, created_at)
+            SELECT %(pid)s, CASE WHEN i %% 10 = 0 THEN 'refund' ELSE 'payment' END, 'user_' || (i %% 100000),
                    CASE WHEN i %% 10 = 0 THEN 'ch_bench' || i || '@' || (i %% 5000 + 100) ELSE 'pi_bench' || i END,
                    'ch_bench' || i, 'pi_bench' || i,
                    CASE WHEN i %% 10 = 0 THEN i %% 5000 + 100 ELSE (ARRAY[1900, 4900, 19000])[i %% 3 + 1] END,
@@ -298,8 +304,10 @@ def load(subscriptions: int, revenue: int) -> None:
         ],
         batch_size=1000,
     )
+    # The raw INSERT bypassed RevenueEntry.save(), which keeps the daily totals: rebuild them.
+    revenue_days_rebuild(project_id=pid)
     with connection.cursor() as cursor:
-        for model in (SubscriptionRecord, RevenueEntry, ProcessorEvent, CheckoutSession):
+        for model in (SubscriptionRecord, RevenueEntry, RevenueDay, ProcessorEvent, CheckoutSession):
             # As autovacuum would have by then: statistics, and the visibility map for index-only scans.
             cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")
     print(f"loaded {subscriptions} subscriptions and {revenue} revenue rows in {time.perf_counter() - started:.1f} s")

@@ -7,9 +7,10 @@ and invoices), Grant (support staff). The Entitlement rows are a projection reco
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 
 from apps.projects.models import Project
 
@@ -44,6 +45,39 @@ def subscription_items(data: Any) -> list[dict[str, Any]]:
     return result
 
 
+# A price's amount per month is amount x MONTHS_NUMERATOR[interval] / (12 x interval_count): a week is
+# 52/12 of a month (Stripe's own MRR convention), a day 365/12, a year 1/12.
+MONTHS_NUMERATOR = {"day": 365, "week": 52, "month": 12, "year": 1}
+
+
+def subscription_mrr(items: list[dict[str, Any]]) -> tuple[str, int, int, int]:
+    """(currency, numerator, denominator, items counted): the subscription's exact monthly amount.
+
+    The monthly amount of every item with a fixed unit_amount and a recurring interval, summed as one
+    fraction numerator/denominator with denominator 12 x lcm(interval_counts), so that it stays exact
+    (three quarterly items of 1000 are 1000 a month, rounded once when a currency's total is). The MRR
+    panel then sums plain integer columns per (currency, denominator) through an index instead of
+    unnesting JSON. Stripe bills one subscription in one currency: items in another currency than the
+    first counted one are not counted, nor tiered or metered items. ("", 0, 12, 0) when nothing is.
+    """
+    counted = [
+        item for item in items if isinstance(item.get("unit_amount"), int) and item.get("interval") in MONTHS_NUMERATOR
+    ]
+    currency = str(counted[0].get("currency") or "").lower() if counted else ""
+    counted = [item for item in counted if str(item.get("currency") or "").lower() == currency]
+    if not counted:
+        return ("", 0, 12, 0)
+    denominator = 12 * math.lcm(*(max(int(item.get("interval_count") or 1), 1) for item in counted))
+    numerator = sum(
+        int(item["unit_amount"])
+        * int(item.get("quantity") or 1)
+        * MONTHS_NUMERATOR[str(item["interval"])]
+        * (denominator // (12 * max(int(item.get("interval_count") or 1), 1)))
+        for item in counted
+    )
+    return (currency, numerator, denominator, len(counted))
+
+
 class SubscriptionRecord(models.Model):
     """A Stripe subscription as the newest event we applied describes it."""
 
@@ -68,11 +102,28 @@ class SubscriptionRecord(models.Model):
     # subscription_items(stripe_data), kept by save(): the MRR panel reads this small inline value
     # instead of decompressing and parsing each row's whole snapshot (~1.5 s at 100,000 rows).
     items = models.JSONField(default=list)
+    # subscription_mrr(items), kept by save(): the monthly amount as an exact fraction, in columns
+    # the MRR panel sums without reading JSON.
+    mrr_currency = models.CharField(max_length=3, blank=True, default="")
+    mrr_numerator = models.BigIntegerField(default=0)
+    mrr_denominator = models.PositiveIntegerField(default=12)
+    mrr_items = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "user_id"]), models.Index(fields=["project", "status"])]
+        indexes = [
+            models.Index(fields=["project", "user_id"]),
+            # Covering: subscriptions by status and MRR are index-only scans (bench/admin_dashboard.py).
+            models.Index(
+                fields=["project", "status"],
+                include=["mrr_currency", "mrr_numerator", "mrr_denominator", "mrr_items"],
+                name="subscription_project_status",
+            ),
+            # New and churned per week: range scans over one project's dates.
+            models.Index(fields=["project", "created_at"], name="subscription_project_created"),
+            models.Index(fields=["project", "ended_at"], name="subscription_project_ended"),
+        ]
 
     def __str__(self) -> str:
         return self.stripe_subscription_id
@@ -80,10 +131,14 @@ class SubscriptionRecord(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived here, not by each writer, so no path that saves a snapshot can leave `items` stale.
         self.items = subscription_items(self.stripe_data)
+        self.mrr_currency, self.mrr_numerator, self.mrr_denominator, self.mrr_items = subscription_mrr(self.items)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "stripe_data" in update_fields and "items" not in update_fields:
-            kwargs["update_fields"] = [*update_fields, "items"]
+        if update_fields is not None and "stripe_data" in update_fields:
+            kwargs["update_fields"] = list(dict.fromkeys([*update_fields, "items", *DERIVED_MRR_FIELDS]))
         super().save(*args, **kwargs)
+
+
+DERIVED_MRR_FIELDS = ("mrr_currency", "mrr_numerator", "mrr_denominator", "mrr_items")
 
 
 class Purchase(models.Model):
@@ -220,6 +275,44 @@ class RevenueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The daily totals move in the same transaction as the entry (revenue_days.py): every path
+        # that records money goes through save() (create, get_or_create), so none can skip them.
+        # The ledger is append-only: an entry is never updated, so only an insert adds to a day.
+        adding = self._state.adding
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            if adding:
+                from apps.entitlements.revenue_days import revenue_day_add
+
+                revenue_day_add(self)
+
+
+class RevenueDay(models.Model):
+    """The revenue ledger summed per project, UTC day and currency: what the dashboard charts.
+
+    Kept by RevenueEntry.save() in the entry's own transaction (an upsert adding the amount), so it
+    always equals the sum of the ledger; `manage.py rebuild_revenue_days` recomputes it from the
+    ledger (after a bulk load that bypassed save()). Reading 730 rows instead of aggregating 500,000
+    is what keeps a year's chart fast (bench/admin_dashboard.py).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    gross = models.BigIntegerField(default=0)  # payments, minor units
+    refunded = models.BigIntegerField(default=0)  # refunds, minor units
+    entries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "day", "currency"], name="revenue_day_unique"),
+        ]
+        verbose_name = "revenue day"
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency}: {self.gross} - {self.refunded}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:

@@ -193,11 +193,39 @@ def test_mrr_equals_the_hand_computation(project: Project) -> None:
 
 
 def test_mrr_rounds_once_per_currency_half_to_even() -> None:
-    assert selectors.mrr_normalise([("month", 2, 1, 1)]) == 0  # 0.5 -> 0
-    assert selectors.mrr_normalise([("month", 2, 3, 1)]) == 2  # 1.5 -> 2
-    assert selectors.mrr_normalise([("month", 3, 1000, 1)]) == 333  # 333.33..
-    assert selectors.mrr_normalise([("month", 3, 2000, 2)]) == 667  # two quarterly 1000s: 666.66..
-    assert selectors.mrr_normalise([("year", 1, 1000, 1), ("month", 1, 1, 1)]) == 84  # 83.33.. + 1
+    assert selectors.mrr_normalise([(12, 24)]) == 0  # 0.5 -> 0
+    assert selectors.mrr_normalise([(36, 24)]) == 2  # 1.5 -> 2
+    assert selectors.mrr_normalise([(12000, 36)]) == 333  # 333.33..
+    assert selectors.mrr_normalise([(24000, 36)]) == 667  # two quarterly 1000s: 666.66..
+    assert selectors.mrr_normalise([(1000, 12), (12, 12)]) == 84  # 83.33.. + 1
+
+
+def test_a_subscriptions_monthly_amount_is_one_exact_fraction() -> None:
+    from apps.entitlements.models import subscription_mrr
+
+    def item(amount: int, interval: str, count: int = 1, quantity: int = 1, currency: str = "usd") -> dict[str, Any]:
+        return {
+            "unit_amount": amount,
+            "currency": currency,
+            "interval": interval,
+            "interval_count": count,
+            "quantity": quantity,
+        }
+
+    # 300 monthly + 100 weekly: (300*12 + 100*52) / 12.
+    assert subscription_mrr([item(300, "month"), item(100, "week")]) == ("usd", 8800, 12, 2)
+    # quarterly and semi-annual: denominator 12 * lcm(3, 6) = 72; 1000/3 + 600/6 = 433.33..
+    assert subscription_mrr([item(1000, "month", 3), item(600, "month", 6)]) == ("usd", 1000 * 12 * 2 + 600 * 12, 72, 2)
+    # tiered (no unit_amount), another currency than the first item's, and no interval: not counted.
+    assert subscription_mrr(
+        [
+            item(500, "year", currency="EUR"),
+            item(99, "month", currency="usd"),
+            {"unit_amount": None, "interval": "month"},
+            {"unit_amount": 5, "interval": None},
+        ]
+    ) == ("eur", 500, 12, 1)
+    assert subscription_mrr([]) == ("", 0, 12, 0)
 
 
 def test_subscriptions_by_status_leave_out_ended_ones(project: Project) -> None:
@@ -331,7 +359,7 @@ def test_the_query_count_is_bounded_and_does_not_grow_with_rows(client: Client, 
     with CaptureQueriesContext(connection) as after:
         assert client.get(url).status_code == 200
     assert len(after.captured_queries) == len(before.captured_queries)
-    assert len(after.captured_queries) <= 20  # session, user, permissions, projects, then the panels
+    assert len(after.captured_queries) <= 21  # session, user, permissions, projects, then the panels
 
 
 def test_staff_without_the_permission_is_refused(client: Client, project: Project) -> None:
