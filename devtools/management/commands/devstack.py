@@ -1,7 +1,8 @@
 """`make run`: the whole service in the foreground on embedded defaults (development only: devtools).
 
 Migrates and installs the beat schedule; without STRIPE_SECRET_KEY starts the offline Stripe sandbox;
-seeds the demo tenant (and, with the sandbox, its catalog and webhook endpoint); then runs gunicorn,
+seeds the demo tenant (and, with the sandbox, its catalog and webhook endpoint) and its illustrative
+billing history (devtools/demo_history.py, for the admin dashboard); then runs gunicorn,
 a Celery worker and Celery beat as child processes. Ctrl-C, or any child dying, stops them all.
 """
 
@@ -19,9 +20,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
 
 from apps.checkout.trigger import sandbox_port as stripe_sandbox_port
 from apps.checkout.trigger import webhook_secret_file
+from apps.projects.demo import DEMO_PROJECT_SLUG
 from billing_service.metrics_dir import multiproc_dir_empty
 from devtools.sandbox import sandbox_start
 
@@ -78,7 +81,13 @@ class Command(BaseCommand):
             subprocess.run([sys.executable, "manage.py", *seed_args], env=env, check=True)  # noqa: S603
             if secret_file is not None:
                 env["STRIPE_WEBHOOK_SECRETS"] = secret_file.read_text().strip()
-            help_lines = self._webhook_help(base_url, secret_file) + self._metrics_help(base_url)
+            # Database rows only, no Stripe call: this process's settings do, after seed_demo's catalog.
+            call_command("seed_demo_history")
+            help_lines = (
+                self._dashboard_help(base_url)
+                + self._webhook_help(base_url, secret_file)
+                + self._metrics_help(base_url)
+            )
             self._metrics_dir_prepare()
             self._run(self._service_commands(host, port), base_url, children, env, help_lines)
         except subprocess.CalledProcessError as exc:
@@ -97,6 +106,13 @@ class Command(BaseCommand):
             f"No STRIPE_SECRET_KEY: using the offline Stripe sandbox at {sandbox.base_url} (log {sandbox.log_path})"
         )
         return {"STRIPE_API_HOST": sandbox.base_url, "STRIPE_SECRET_KEY": sandbox.api_key}
+
+    def _dashboard_help(self, base_url: str) -> list[str]:
+        """Where the admin dashboard is, and that the demo project's figures are made up."""
+        return [
+            f"  dashboard    {base_url}{reverse('admin_dashboard')}?project={DEMO_PROJECT_SLUG}"
+            " (the demo project's billing history is illustrative: ids *_demo_*)"
+        ]
 
     def _webhook_help(self, base_url: str, secret_file: Path | None) -> list[str]:
         """Where the webhook signing secret is, and (with the sandbox) how to send the service a test event."""
