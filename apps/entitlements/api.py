@@ -87,7 +87,11 @@ class EntitlementListApi(APIView):
 
 
 class EntitlementCheckApi(APIView):
-    """The hot path: a cache read on a warm cache, no database."""
+    """The hot path: a cache read on a warm cache, no database.
+
+    The URL is served by api_check.entitlement_check, which answers a warm check itself in one Redis
+    round trip and hands every other request to this view; this view's schema is the route's.
+    """
 
     permission_classes = CLIENT_PERMISSIONS
     required_scopes = ("entitlements:read",)

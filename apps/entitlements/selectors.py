@@ -38,9 +38,14 @@ def _from_cached(row: tuple[Any, ...]) -> Window:
     )
 
 
-def entitlement_windows(*, project_id: int, user_id: str) -> list[Window]:
+def entitlement_windows(*, project_id: int, user_id: str, generation: str | None = None) -> list[Window]:
+    """`generation`: the cache generation the caller has just read for this user (the check reads it
+    in its one round trip); without it, it is read here."""
     ident = cache_ident(project_id, user_id)
-    cached, generation = entitlement_cache.get(ident)
+    if generation is None:
+        cached, generation = entitlement_cache.get(ident)
+    else:
+        cached = entitlement_cache.get_under(ident, generation)
     if cached is not None:
         return [_from_cached(row) for row in cached]
     windows = [
@@ -52,13 +57,18 @@ def entitlement_windows(*, project_id: int, user_id: str) -> list[Window]:
 
 
 def entitlement_check(
-    *, project_id: int, user_id: str, feature_code: str, at: dt.datetime | None = None
+    *,
+    project_id: int,
+    user_id: str,
+    feature_code: str,
+    at: dt.datetime | None = None,
+    generation: str | None = None,
 ) -> tuple[bool, dt.datetime | None]:
     """(active, valid_to): valid_to is the latest end among the windows active now; None means never."""
     instant = at or timezone.now()
     active = [
         w
-        for w in entitlement_windows(project_id=project_id, user_id=user_id)
+        for w in entitlement_windows(project_id=project_id, user_id=user_id, generation=generation)
         if w.feature_code == feature_code and w.covers(instant)
     ]
     if not active:

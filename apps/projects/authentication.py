@@ -11,6 +11,13 @@ from apps.projects.services import api_key_touch
 HEADER = "X-API-Key"
 
 
+def client_authenticated(client: ApiClient) -> None:
+    """What follows every successful authentication, on the DRF path and on the check's own path:
+    the key's use is recorded (at most once per interval) and the logs name the app and project."""
+    api_key_touch(key_id=client.key_id, prefix=client.key_prefix)
+    structlog.contextvars.bind_contextvars(app_id=client.app_id, project_id=client.project_id)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Authenticates `X-API-Key: bk_...` to an ApiClient (request.user and request.auth)."""
 
@@ -21,8 +28,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         client = api_client_resolve(raw.strip())
         if client is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or inactive API key.")
-        api_key_touch(key_id=client.key_id, prefix=client.key_prefix)
-        structlog.contextvars.bind_contextvars(app_id=client.app_id, project_id=client.project_id)
+        client_authenticated(client)
         return client, client
 
     def authenticate_header(self, request: Request) -> str:

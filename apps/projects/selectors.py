@@ -78,6 +78,15 @@ def api_client_resolve(raw_key: str) -> ApiClient | None:
     if record is None:
         record = _load_key(prefix)
         api_key_cache.put(prefix, generation, record)
+    return api_client_of(raw_key, record)
+
+
+def api_client_of(raw_key: str, record: object) -> ApiClient | None:
+    """The client a cached key record stands for, when `raw_key` is that key and it is usable.
+
+    The one place that decides whether a key authenticates: api_client_resolve and the entitlement
+    check's one-round-trip path (apps/entitlements/api_check.py) both go through it.
+    """
     if not isinstance(record, _KeyRecord) or not record.usable:
         return None
     if not digests_match(key_digest(raw_key), record.digest):
