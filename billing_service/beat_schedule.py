@@ -91,6 +91,17 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         policy=JobPolicySpec(max_attempts=2, base_backoff_seconds=10, max_backoff_seconds=20, jitter_seconds=5),
     ),
     ScheduledTask(
+        name="drain-webhook-ledger",
+        task="webhooks.drain_ledger_scheduled",
+        description=(
+            "Processes Stripe events waiting in the ledger whose wake-up was lost (a web process died, the broker "
+            "was away); stored events normally wake a drain themselves within a second."
+        ),
+        every_seconds=30,
+        # The next tick is the retry; a drain hands over to a fresh task after 60 s of work.
+        policy=JobPolicySpec(max_attempts=1, timeout_seconds=180),
+    ),
+    ScheduledTask(
         name="sweep-stale-runs",
         task="common.sweep_stale_runs",
         description=(

@@ -1,7 +1,7 @@
 """PostgreSQL advisory locks, by name.
 
 - `advisory_xact_lock`: waits for, and holds until the transaction ends, a lock that serialises
-  writers of one logical thing that has no row to lock yet.
+  writers of one logical thing that has no row to lock yet (`advisory_xact_locks`: several at once).
 - `session_lock`: tries (never waits for) a lock held by this database session until released.
   For long work that commits as it goes (periodic jobs, reconciliation runs, a discrepancy's
   resolve): the lock is held by the process's connection, so a process that is SIGKILLed,
@@ -34,6 +34,21 @@ def advisory_xact_lock(name: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])
+
+
+def advisory_xact_locks(names: list[str]) -> None:
+    """advisory_xact_lock for each name, in the order given, in one statement.
+
+    Callers pass the names sorted, so that two of them locking overlapping sets never deadlock.
+    """
+    if connection.vendor != "postgresql" or not names:
+        return
+    if len(names) == 1:
+        advisory_xact_lock(names[0])
+        return
+    with connection.cursor() as cursor:
+        # unnest() yields the array in order, and each row takes its lock as it is produced.
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [[_key(n) for n in names]])
 
 
 @contextmanager

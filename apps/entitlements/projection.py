@@ -8,14 +8,18 @@ need no job: the same windows answer `as_of` queries about the past and the futu
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import PriceFeature
-from apps.common.locks import advisory_xact_lock
+from apps.common.locks import advisory_xact_locks
 from apps.common.versioned_cache import VersionedCache
 from apps.entitlements.models import Entitlement, Grant, Purchase, SubscriptionRecord
 from apps.projects.models import Project
@@ -80,47 +84,71 @@ def _grant_window(grant: Grant) -> Window | None:
 
 
 def windows_compute(*, project: Project, user_id: str) -> list[Window]:
+    return _windows_of_users(project, [user_id])[user_id]
+
+
+def _of_users(user_ids: list[str]) -> dict[str, Any]:
+    # `=` for one user (the common case outside batches): the plan the single-user index expects.
+    return {"user_id": user_ids[0]} if len(user_ids) == 1 else {"user_id__in": user_ids}
+
+
+def _windows_of_users(project: Project, user_ids: list[str]) -> dict[str, list[Window]]:
+    """Each user's windows, read with one query per source whatever the number of users."""
     features = dict(PriceFeature.objects.filter(project=project).values_list("stripe_price_id", "feature_code"))
     grace = dt.timedelta(days=project.past_due_grace_days)
-    windows: list[Window] = []
-    for sub in SubscriptionRecord.objects.filter(project=project, user_id=user_id):
-        windows.extend(_subscription_windows(sub, features, grace))
-    for purchase in Purchase.objects.filter(project=project, user_id=user_id):
+    windows: dict[str, list[Window]] = {user_id: [] for user_id in user_ids}
+    users = _of_users(user_ids)
+    for sub in SubscriptionRecord.objects.filter(project=project, **users):
+        windows[sub.user_id].extend(_subscription_windows(sub, features, grace))
+    for purchase in Purchase.objects.filter(project=project, **users):
         window = _purchase_window(purchase, project)
         if window is not None:
-            windows.append(window)
-    for grant in Grant.objects.filter(project=project, user_id=user_id):
+            windows[purchase.user_id].append(window)
+    for grant in Grant.objects.filter(project=project, **users):
         window = _grant_window(grant)
         if window is not None:
-            windows.append(window)
+            windows[grant.user_id].append(window)
     return windows
 
 
-def _lock_user(project_id: int, user_id: str) -> None:
-    """Serialises recomputes of one (project, user) until the transaction ends.
+def _user_lock_name(project_id: int, user_id: str) -> str:
+    """The lock that serialises recomputes of one (project, user) until the transaction ends.
 
     Two events of one user processed at once would each compute without the other's uncommitted
     change, and the later write would drop the earlier one's. With this lock the second computes
     after the first committed, and so sees both. (SQLite runs one writer at a time anyway.)
     """
-    advisory_xact_lock(f"entitlements:{project_id}:{user_id}")
+    return f"entitlements:{project_id}:{user_id}"
 
 
 def entitlements_recompute(*, project: Project, user_id: str) -> list[Window]:
     """Replaces the user's projection with one computed from the sources; the only writer of it."""
+    return entitlements_recompute_many(project=project, user_ids=[user_id])[user_id]
+
+
+def entitlements_recompute_many(*, project: Project, user_ids: Iterable[str]) -> dict[str, list[Window]]:
+    """entitlements_recompute for several users of one project, with one query per source for all.
+
+    The users are locked in sorted order, so that two batches recomputing overlapping users wait for
+    each other instead of deadlocking.
+    """
+    users = sorted(set(user_ids))
+    if not users:
+        return {}
     now = timezone.now()
     # No savepoint when nested (the usual case, inside event processing): a failure here fails the
     # whole event anyway, and a savepoint costs two statements per event.
     with transaction.atomic(savepoint=False):
-        _lock_user(project.pk, user_id)
-        windows = windows_compute(project=project, user_id=user_id)
-        stored = Entitlement.objects.filter(project=project, user_id=user_id)
-        current = {
-            Window(e.feature_code, e.source, e.source_id, e.valid_from, e.valid_to) for e in stored.select_for_update()
-        }
-        if current == set(windows):
-            return windows  # nothing changed: no rewrite, and the cached answer stays valid
-        stored.delete()
+        advisory_xact_locks([_user_lock_name(project.pk, user_id) for user_id in users])
+        windows = _windows_of_users(project, users)
+        stored = Entitlement.objects.filter(project=project, **_of_users(users))
+        current: dict[str, set[Window]] = {user_id: set() for user_id in users}
+        for e in stored.select_for_update():
+            current[e.user_id].add(Window(e.feature_code, e.source, e.source_id, e.valid_from, e.valid_to))
+        changed = [user_id for user_id in users if current[user_id] != set(windows[user_id])]
+        if not changed:
+            return windows  # nothing changed: no rewrite, and the cached answers stay valid
+        Entitlement.objects.filter(project=project, user_id__in=changed).delete()
         Entitlement.objects.bulk_create(
             Entitlement(
                 project=project,
@@ -132,9 +160,54 @@ def entitlements_recompute(*, project: Project, user_id: str) -> list[Window]:
                 valid_to=w.valid_to,
                 computed_at=now,
             )
-            for w in windows
+            for user_id in changed
+            for w in windows[user_id]
         )
-        ident = cache_ident(project.pk, user_id)
+        idents = [cache_ident(project.pk, user_id) for user_id in changed]
         # After commit: invalidating earlier would let a reader cache the old rows again.
-        transaction.on_commit(lambda: entitlement_cache.invalidate(ident))
+        transaction.on_commit(lambda: _invalidate(idents))
     return windows
+
+
+def _invalidate(idents: list[str]) -> None:
+    for ident in idents:
+        entitlement_cache.invalidate(ident)
+
+
+# The recomputes requested inside recomputes_batched(), by (project id, user id); None outside one.
+_pending: ContextVar[dict[tuple[int, str], Project] | None] = ContextVar("entitlements_pending", default=None)
+
+
+def entitlements_recompute_later(*, project: Project, user_id: str) -> None:
+    """Recomputes the user's projection now, or, inside recomputes_batched(), once when the batch ends.
+
+    What event handlers call: a batch of events about one user then recomputes it once. A request
+    made in a savepoint that rolls back stays recorded; recomputing from the sources is idempotent,
+    so that costs a recompute and changes nothing.
+    """
+    pending = _pending.get()
+    if pending is None:
+        entitlements_recompute(project=project, user_id=user_id)
+    else:
+        pending.setdefault((project.pk, user_id), project)
+
+
+@contextmanager
+def recomputes_batched() -> Iterator[None]:
+    """Defers entitlements_recompute_later() calls to the end of the block, one recompute per user.
+
+    Enter it inside the transaction that writes the sources, so that the projection commits with
+    them; when the block raises, nothing is recomputed (the caller's transaction rolls back).
+    """
+    pending: dict[tuple[int, str], Project] = {}
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    by_project: dict[int, tuple[Project, list[str]]] = {}
+    for (project_id, user_id), project in pending.items():
+        by_project.setdefault(project_id, (project, []))[1].append(user_id)
+    for project_id in sorted(by_project):
+        project, users = by_project[project_id]
+        entitlements_recompute_many(project=project, user_ids=users)

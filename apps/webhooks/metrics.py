@@ -40,6 +40,25 @@ sweeper_requeued = Counter(
     ["status"],
 )
 
+wakeups = Counter(
+    "billing_webhook_wakeups_total",
+    "Drain wake-ups published by web processes after storing events (one per burst), by outcome (published, failed).",
+    ["outcome"],
+)
+drain_claims = Counter(
+    "billing_webhook_drain_claimed_total",
+    "Ledger rows claimed from the queue by drains (counted in the worker).",
+)
+drain_batch_size = Histogram(
+    "billing_webhook_drain_batch_size",
+    "Rows per claimed batch (at most WEBHOOK_BATCH_SIZE).",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+drain_errors = Counter(
+    "billing_webhook_drain_errors_total",
+    "Drain loops stopped by an error (the database away): their claimed rows wait for the sweeper.",
+)
+
 
 PAYMENT_FAILED = "payment_intent.payment_failed"
 
@@ -57,6 +76,8 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("billing_webhook_ledger_events", "", labels=["status"])
         yield CounterMetricFamily("billing_payment_failures", "", labels=["project"])
         yield GaugeMetricFamily("billing_webhook_ledger_wrong_api_version", "", labels=["api_version"])
+        yield GaugeMetricFamily("billing_webhook_queue_depth", "")
+        yield GaugeMetricFamily("billing_webhook_queue_oldest_age_seconds", "")
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from django.db.models import Count
@@ -109,6 +130,24 @@ class LedgerCollector(Collector):
         for api_version, count in per_version:
             wrong.add_metric([api_version], count)
         yield wrong
+
+        # The ledger as a queue: rows waiting for a drain, and how long the oldest has waited.
+        # Depth grows during a burst and drains back to 0; an age past a few seconds that keeps
+        # growing means no drain runs (no worker, or the wake-ups and beat are failing).
+        from django.utils import timezone
+
+        from apps.webhooks.claims import ledger_queue_state
+
+        state = ledger_queue_state()
+        yield GaugeMetricFamily(
+            "billing_webhook_queue_depth", "Ledger events received and not yet claimed by a drain.", value=state.depth
+        )
+        age = (timezone.now() - state.oldest).total_seconds() if state.oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "billing_webhook_queue_oldest_age_seconds",
+            "How long the oldest ledger event waiting for a drain has waited (0 when none waits).",
+            value=max(age, 0.0),
+        )
 
 
 ledger_collector = LedgerCollector()

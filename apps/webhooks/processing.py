@@ -68,7 +68,7 @@ def stripe_event_of(row: ProcessorEvent) -> StripeEvent:
     )
 
 
-def _fetched(row: ProcessorEvent, *, dry_run: bool = False) -> Callable[[], Outcome]:
+def prepared(row: ProcessorEvent, *, dry_run: bool = False) -> Callable[[], Outcome]:
     """Runs the handler's fetch (and mirror) steps, outside any transaction; returns its apply step.
 
     Never called inside a transaction of ours: this is where Stripe is read.
@@ -103,7 +103,7 @@ def api_version_mismatch(row: ProcessorEvent) -> str | None:
     )
 
 
-def _route_unrouted(row: ProcessorEvent) -> None:
+def route_unrouted(row: ProcessorEvent) -> None:
     """Routes a row the receipt could not route (its read failed, or the customer was not known yet).
 
     Written at once, outside the handler's transaction: a failing event keeps its project, so the
@@ -154,58 +154,35 @@ def event_process(*, ledger_id: int, force: bool = False, dry_run: bool = False)
     started = time.perf_counter()
     row = ProcessorEvent.objects.get(pk=ledger_id)
     try:
-        _route_unrouted(row)
+        route_unrouted(row)
         mismatch = api_version_mismatch(row)
         if mismatch is not None and not force:
             raise ApiVersionMismatch(mismatch)
-        outcome = _fetch_and_apply(row, claimed_at=now)
+        outcome = fetch_and_apply(row, claimed_at=now)
     except ClaimLost:
         log.warning("webhook_claim_lost", ledger_id=ledger_id, event_id=row.stripe_event_id)
         return None
     except ApiVersionMismatch as exc:
         # Not raised on: a retry cannot fix it, only the endpoint's version (then a replay) or a
         # deploy that pins this version (then the sweeper's retry) can.
-        _record_failure(row, claimed_at=now, error=str(exc))
+        record_failure(row, claimed_at=now, error=str(exc))
         metrics.api_version_mismatches.labels(api_version=row.api_version).inc()
         return None
     except Exception:
-        _record_failure(row, claimed_at=now, error=traceback.format_exc())
+        record_failure(row, claimed_at=now, error=traceback.format_exc())
         raise
-    metrics.events_processed.labels(type=row.type, status=outcome.status).inc()
-    metrics.processing_seconds.observe(time.perf_counter() - started)
-    log.info(
-        "webhook_processed",
-        event_id=row.stripe_event_id,
-        type=row.type,
-        status=outcome.status,
-        project_id=outcome.project_id,
-        attempts=row.attempts,
-    )
+    processed_record(row, outcome, seconds=time.perf_counter() - started)
     return outcome
 
 
-def _fetch_and_apply(row: ProcessorEvent, *, claimed_at: datetime) -> Outcome:
+def fetch_and_apply(row: ProcessorEvent, *, claimed_at: datetime) -> Outcome:
     for attempt in range(1, MAX_FETCHES + 1):
         # Before the transaction: the handler's Stripe reads (and dj-stripe's mirror).
-        apply = _fetched(row)
+        apply = prepared(row)
         try:
             with transaction.atomic():
                 outcome = apply()
-                # Only while our claim still stands: if the sweeper or a replay took the row over,
-                # our writes roll back and theirs count (handlers are idempotent, but once is cleaner).
-                finished = ProcessorEvent.objects.filter(
-                    pk=row.pk, status=Status.PROCESSING, claimed_at=claimed_at
-                ).update(
-                    status=outcome.status,
-                    processed_at=timezone.now(),
-                    # The handler's routing wins; an event it leaves unrouted keeps the receipt's.
-                    project_id=outcome.project_id if outcome.project_id is not None else row.project_id,
-                    note=_note(row, outcome),
-                    changes=list(outcome.changes),
-                    last_error="",
-                )
-                if finished != 1:
-                    raise ClaimLost(row.pk)
+                finish(row, outcome, claimed_at=claimed_at)
         except FetchAgain as exc:
             log.info("webhook_fetch_again", event_id=row.stripe_event_id, attempt=attempt, reason=str(exc))
             if attempt == MAX_FETCHES:
@@ -215,7 +192,50 @@ def _fetch_and_apply(row: ProcessorEvent, *, claimed_at: datetime) -> Outcome:
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _record_failure(row: ProcessorEvent, *, claimed_at: datetime, error: str) -> None:
+def finish(row: ProcessorEvent, outcome: Outcome, *, claimed_at: datetime) -> None:
+    """Records the outcome on the row, inside the transaction that holds the handler's writes.
+
+    Only while our claim still stands: if the sweeper or a replay took the row over, ClaimLost rolls
+    our writes back and theirs count (handlers are idempotent, but once is cleaner).
+    """
+    finished = ProcessorEvent.objects.filter(pk=row.pk, status=Status.PROCESSING, claimed_at=claimed_at).update(
+        **finished_fields(row, outcome)
+    )
+    if finished != 1:
+        raise ClaimLost(row.pk)
+
+
+FINISHED_FIELDS = ("status", "processed_at", "project_id", "note", "changes", "last_error")
+
+
+def finished_fields(row: ProcessorEvent, outcome: Outcome) -> dict[str, Any]:
+    """What a row records once its outcome commits (FINISHED_FIELDS)."""
+    return {
+        "status": outcome.status,
+        "processed_at": timezone.now(),
+        # The handler's routing wins; an event it leaves unrouted keeps the receipt's.
+        "project_id": outcome.project_id if outcome.project_id is not None else row.project_id,
+        "note": _note(row, outcome),
+        "changes": list(outcome.changes),
+        "last_error": "",
+    }
+
+
+def processed_record(row: ProcessorEvent, outcome: Outcome, *, seconds: float) -> None:
+    """The metrics and the log line of an event whose outcome committed."""
+    metrics.events_processed.labels(type=row.type, status=outcome.status).inc()
+    metrics.processing_seconds.observe(seconds)
+    log.info(
+        "webhook_processed",
+        event_id=row.stripe_event_id,
+        type=row.type,
+        status=outcome.status,
+        project_id=outcome.project_id,
+        attempts=row.attempts,
+    )
+
+
+def record_failure(row: ProcessorEvent, *, claimed_at: datetime, error: str) -> None:
     # Outside the rolled-back transaction, so the traceback survives. The tail holds the cause.
     ProcessorEvent.objects.filter(pk=row.pk, claimed_at=claimed_at).update(
         status=Status.FAILED, last_error=error[-MAX_ERROR_CHARS:]
@@ -227,7 +247,7 @@ def _record_failure(row: ProcessorEvent, *, claimed_at: datetime, error: str) ->
 def _dry_run(ledger_id: int) -> Outcome:
     row = ProcessorEvent.objects.get(pk=ledger_id)
     # The Stripe reads first, outside the transaction; the mirror is skipped, since it would stay.
-    apply = _fetched(row, dry_run=True)
+    apply = prepared(row, dry_run=True)
     with transaction.atomic():
         try:
             return apply()

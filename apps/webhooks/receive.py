@@ -1,8 +1,11 @@
-"""POST /api/v1/webhooks/stripe: verify, store in the ledger, enqueue, answer 200. Nothing else.
+"""POST /api/v1/webhooks/stripe: verify, store in the ledger, commit, answer 200. Nothing else.
 
 The flow follows Zulip and dj-stripe: verify the signature, dedupe on the event id through the unique
-constraint, store the raw event, and only then process it (in a task, after the row committed). The
-view does no domain work and never calls Stripe, so that Stripe gets its 200 in milliseconds. It
+constraint, store the raw event, and only then process it (after the row committed). The ledger is
+the queue: a drain in a worker claims `received` rows in batches (apps/webhooks/drain.py), and the
+commit only arms a wake-up that a background thread publishes once per burst (apps/webhooks/
+wakeup.py), so no broker round trip is on the request path. The view does no domain work and never
+calls Stripe, so that Stripe gets its 200 in milliseconds. It
 does route the event to its project and user (at most two indexed reads), so that a tenant sees its
 events, failed ones included.
 
@@ -31,7 +34,7 @@ from apps.webhooks import metrics
 from apps.webhooks.models import CREATED_STAMPED_NOTE, ProcessorEvent
 from apps.webhooks.routing import Route, route_event
 from apps.webhooks.signature import SignatureError, verify
-from apps.webhooks.tasks import process_event
+from apps.webhooks.wakeup import ledger_wake
 
 log = structlog.get_logger("billing.webhooks")
 
@@ -121,9 +124,8 @@ def _reject(reason: str, detail: str, started: float) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=400)
 
 
-# Not atomic: the ledger row must commit on its own, before processing is enqueued, and a failed
-# insert (a duplicate) must not doom a request-wide transaction. ATOMIC_REQUESTS would also defer
-# the on_commit enqueue until after the response, mixing two concerns.
+# Not atomic: the ledger row must commit on its own, before a drain is woken, and a failed insert
+# (a duplicate) must not doom a request-wide transaction.
 @csrf_exempt  # Stripe cannot send a CSRF token; the signature is the authentication.
 @require_POST
 @transaction.non_atomic_requests
@@ -154,9 +156,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     duplicate = False
     try:
         # A savepoint (or a transaction in autocommit): a duplicate's IntegrityError rolls back only
-        # this insert. The enqueue runs after the row committed, so the task always finds it.
+        # this insert. The wake-up is armed after the row committed, so the drain always finds it.
         with transaction.atomic():
-            row = ProcessorEvent.objects.create(
+            ProcessorEvent.objects.create(
                 stripe_event_id=event_id,
                 type=event_type,
                 api_version=str(event.get("api_version") or "")[:64],
@@ -170,9 +172,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
                 project=route.project if route else None,
                 user_id=route.user_id if route else "",
             )
-            # robust: a broker that is down must not turn a stored event into a 5xx; the sweeper
-            # re-enqueues rows left in `received`.
-            transaction.on_commit(lambda: process_event.delay(row.pk), robust=True)
+            # robust: nothing may turn a stored event into a 5xx; a row whose wake-up is lost is
+            # taken by beat's periodic drain (and, failing that, the sweeper).
+            transaction.on_commit(ledger_wake, robust=True)
     except IntegrityError:
         # The unique event id: Stripe redelivered (or delivered twice at once). Anything else that
         # violates a constraint is a storage failure, answered 503 so that Stripe retries.

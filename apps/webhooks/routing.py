@@ -12,6 +12,9 @@ rather than raising.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,12 +55,36 @@ def _customer_id(obj: dict[str, Any]) -> str:
     return _text(customer)
 
 
+# Projects by slug, remembered for the length of one batch of events (routes_memoized()).
+_projects: ContextVar[dict[str, Project | None] | None] = ContextVar("webhook_route_projects", default=None)
+
+
+@contextmanager
+def routes_memoized() -> Iterator[None]:
+    """Within: each project slug is read once. A batch's events mostly name the same few projects,
+    and a project is not created or renamed while a batch runs (it is read again by the next one)."""
+    token = _projects.set({})
+    try:
+        yield
+    finally:
+        _projects.reset(token)
+
+
+def _project_by_slug(slug: str) -> Project | None:
+    memo = _projects.get()
+    if memo is None:
+        return project_get_by_slug(slug=slug)
+    if slug not in memo:
+        memo[slug] = project_get_by_slug(slug=slug)
+    return memo[slug]
+
+
 def route_object(obj: dict[str, Any]) -> Route | None:
     metadata = _metadata(obj)
     slug = _text(metadata.get("project"))
     user_id = _text(metadata.get("user_id")) or _text(obj.get("client_reference_id"))
     if slug and user_id and len(user_id) <= MAX_USER_ID:
-        project = project_get_by_slug(slug=slug)
+        project = _project_by_slug(slug)
         if project is not None:
             return Route(project, user_id)
     customer_id = _customer_id(obj)

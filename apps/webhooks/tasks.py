@@ -26,6 +26,29 @@ def process_event(ledger_id: int) -> str | None:
     return outcome.status if outcome is not None else None
 
 
+@shared_task(name="webhooks.drain_ledger")
+def drain_ledger() -> dict[str, int]:
+    """Started by a wake-up (apps/webhooks/wakeup.py) and by itself; the ledger is the queue."""
+    from apps.webhooks.drain import ledger_drain
+
+    summary = ledger_drain()
+    if summary.out_of_time:
+        # Rows are still waiting: a fresh task, behind whatever else queued meanwhile.
+        drain_ledger.delay()
+    return summary.as_dict()
+
+
+@periodic_job("webhooks.drain_ledger_scheduled")
+def drain_ledger_scheduled() -> dict[str, int]:
+    """Beat's drain: picks up rows whose wake-up was lost (a dead web process, the broker away)."""
+    from apps.webhooks.drain import ledger_drain
+
+    summary = ledger_drain()
+    if summary.out_of_time:
+        drain_ledger.delay()
+    return summary.as_dict()
+
+
 @periodic_job("webhooks.sweep_ledger")
 def sweep_ledger() -> dict[str, int]:
     from apps.webhooks.sweeper import ledger_sweep

@@ -10,7 +10,7 @@ from apps.checkout.hosted import services as hosted
 from apps.checkout.hosted.selectors import is_invoice_session
 from apps.checkout.selectors import checkout_session_price_id
 from apps.common import stripe_gateway
-from apps.entitlements.projection import entitlements_recompute
+from apps.entitlements.projection import entitlements_recompute_later
 from apps.webhooks.handlers.common import event_time, unrouted
 from apps.webhooks.registry import Outcome, StripeEvent, handles, handles_in_steps
 from apps.webhooks.routing import Route, route_object
@@ -49,7 +49,7 @@ def checkout_completed(event: StripeEvent, fetched: CompletedFetched) -> Outcome
             project=route.project, session=event.data_object, paid_at=event_time(event)
         )
         if paid.user_id is not None:
-            entitlements_recompute(project=route.project, user_id=paid.user_id)
+            entitlements_recompute_later(project=route.project, user_id=paid.user_id)
         return Outcome("processed", project_id=route.project.pk, changes=paid.changes)
     completion = services.checkout_session_complete(
         project=route.project,
@@ -59,7 +59,7 @@ def checkout_completed(event: StripeEvent, fetched: CompletedFetched) -> Outcome
         line_item_price_id=fetched.line_item_price_id,
     )
     if completion.purchase:
-        entitlements_recompute(project=route.project, user_id=route.user_id)
+        entitlements_recompute_later(project=route.project, user_id=route.user_id)
     return Outcome("processed", project_id=route.project.pk, changes=completion.changes)
 
 

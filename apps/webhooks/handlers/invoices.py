@@ -9,7 +9,7 @@ from typing import Any
 
 from apps.common.stripe_ids import stripe_id
 from apps.entitlements import services
-from apps.entitlements.projection import entitlements_recompute
+from apps.entitlements.projection import entitlements_recompute_later
 from apps.webhooks.handlers.common import event_time, unrouted
 from apps.webhooks.handlers.subscriptions import subscription_apply, subscription_retrieve
 from apps.webhooks.registry import Outcome, StripeEvent, handles_in_steps
@@ -60,6 +60,6 @@ def invoice_payment(event: StripeEvent, fetched: InvoiceFetched) -> Outcome:
             project=route.project, user_id=route.user_id, invoice=invoice, paid_at=event_time(event)
         )
         if purchases:
-            entitlements_recompute(project=route.project, user_id=route.user_id)
+            entitlements_recompute_later(project=route.project, user_id=route.user_id)
         changes += purchases
     return Outcome("processed", project_id=route.project.pk, changes=changes)

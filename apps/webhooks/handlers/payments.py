@@ -6,7 +6,7 @@ from __future__ import annotations
 from apps.checkout.services import checkout_payment_failure_record
 from apps.common.stripe_ids import stripe_id
 from apps.entitlements import services
-from apps.entitlements.projection import entitlements_recompute
+from apps.entitlements.projection import entitlements_recompute_later
 from apps.webhooks.handlers.common import event_time, unrouted
 from apps.webhooks.registry import Outcome, StripeEvent, handles
 from apps.webhooks.routing import route_object
@@ -69,6 +69,6 @@ def charge_refunded(event: StripeEvent) -> Outcome:
         project=route.project, payment_intent_id=intent_id, amount_refunded=refunded, refunded_at=event_time(event)
     )
     for user_id in sorted({user for user, _ in refunded_purchases}):
-        entitlements_recompute(project=route.project, user_id=user_id)
+        entitlements_recompute_later(project=route.project, user_id=user_id)
     changes += [change for _, change in refunded_purchases]
     return Outcome("processed", project_id=route.project.pk, changes=changes)

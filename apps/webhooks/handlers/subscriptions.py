@@ -11,7 +11,7 @@ from typing import Any
 
 from apps.common import stripe_gateway
 from apps.entitlements import services
-from apps.entitlements.projection import entitlements_recompute
+from apps.entitlements.projection import entitlements_recompute_later
 from apps.webhooks.handlers.common import unrouted
 from apps.webhooks.registry import FetchAgain, Outcome, StripeEvent, handles_in_steps
 from apps.webhooks.routing import Route, route_object
@@ -55,7 +55,7 @@ def subscription_apply(route: Route, data: dict[str, Any], event: StripeEvent, *
         # and it is fetched outside the transaction, so roll back and fetch again.
         raise FetchAgain(str(exc)) from exc
     if changes:
-        entitlements_recompute(project=route.project, user_id=route.user_id)
+        entitlements_recompute_later(project=route.project, user_id=route.user_id)
     return Outcome("processed", project_id=route.project.pk, changes=changes, note=note)
 
 
