@@ -9,6 +9,11 @@ Generations are random tokens, never reused (a missing one is created with add()
 given generation never changes. Each process therefore keeps entries it has read in a small local memo
 keyed by (ident, generation): a warm read costs one round trip, for the generation, instead of two.
 
+The entitlement check reads its generations in one pipelined round trip with its throttle increment
+(apps/entitlements/api_check.py): `generation_key` names what to read, `get_under` answers for a
+generation read that way, and `latest` is the last value this process saw for an ident, whatever its
+generation, which the check uses only to know what to read, never as an answer.
+
 When the cache is unreachable (django-redis with IGNORE_EXCEPTIONS), reads miss and writes do nothing:
 callers read the database and stay correct, and nothing is memoised without a known generation.
 """
@@ -21,9 +26,14 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
-from django.core.cache import cache
+import structlog
+from django.core.cache import cache, caches
+from django_redis.cache import RedisCache
+
+log = structlog.get_logger("billing.cache")
 
 _MEMO_SIZE = 10_000
+_RETRY_SECONDS = 1.0
 
 
 class VersionedCache:
@@ -31,10 +41,19 @@ class VersionedCache:
         self.namespace = namespace
         self.timeout = timeout
         self._memo: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
+        # ident -> the last value remembered for it (any generation): a hint, never an answer.
+        self._latest: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        # Invalidations Redis did not take: ident -> until when retrying still matters (monotonic).
+        self._lost: dict[str, float] = {}
+        self._retrying = False
 
     def _generation_key(self, ident: str) -> str:
         return f"{self.namespace}:gen:{ident}"
+
+    def generation_key(self, ident: str) -> str:
+        """The cache key (before the backend's prefix) holding the ident's generation."""
+        return self._generation_key(ident)
 
     def _entry_key(self, ident: str, generation: str) -> str:
         return f"{self.namespace}:{generation}:{ident}"
@@ -53,16 +72,25 @@ class VersionedCache:
         generation = self.generation(ident)
         if generation is None:
             return None, None
+        return self.get_under(ident, generation), generation
+
+    def get_under(self, ident: str, generation: str) -> Any | None:
+        """The entry under a generation just read from the cache: from the memo, else one round trip."""
         memo_key = (ident, generation)
         with self._lock:
             remembered = self._memo.get(memo_key)
             if remembered is not None and remembered[0] > time.time():
                 self._memo.move_to_end(memo_key)
-                return remembered[1], generation
+                return remembered[1]
         value = cache.get(self._entry_key(ident, generation))
         if value is not None:
             self._remember(memo_key, value)
-        return value, generation
+        return value
+
+    def latest(self, ident: str) -> Any | None:
+        """The last value this process remembered for the ident, of any generation: a hint only."""
+        with self._lock:
+            return self._latest.get(ident)
 
     def put(self, ident: str, generation: str | None, value: Any) -> None:
         if generation is None:
@@ -78,10 +106,56 @@ class VersionedCache:
             self._memo.move_to_end(memo_key)
             while len(self._memo) > _MEMO_SIZE:
                 self._memo.popitem(last=False)
+            self._latest[memo_key[0]] = value
+            self._latest.move_to_end(memo_key[0])
+            while len(self._latest) > _MEMO_SIZE:
+                self._latest.popitem(last=False)
 
     def invalidate(self, ident: str) -> None:
+        if not self._invalidate_once(ident):
+            self._retry_later(ident)
+
+    def _invalidate_once(self, ident: str) -> bool:
+        """Replaces the ident's generation; False when the cache did not take it (Redis unreachable)."""
         key = self._generation_key(ident)
         old = cache.get(key)
         if old is not None:
             cache.delete(self._entry_key(ident, str(old)))
-        cache.set(key, uuid.uuid4().hex, timeout=None)
+        backend: Any = caches["default"]
+        stored = backend.set(key, uuid.uuid4().hex, timeout=None)
+        # django-redis answers True once stored, and None when IGNORE_EXCEPTIONS swallowed an error;
+        # other backends (local memory) answer None and cannot fail this way.
+        return stored is True or not isinstance(backend, RedisCache)
+
+    def _retry_later(self, ident: str) -> None:
+        """Keeps retrying a lost invalidation in the background until Redis takes it.
+
+        Readers answer from the database while Redis is down, but a Redis that was only unreachable
+        (or restarted from a snapshot) still holds the old generation and its entry: it would serve
+        them for up to `timeout` once it answers again. Retrying every second closes that window to
+        about a second after Redis is back; past `timeout` the old entry has expired anyway. (A
+        memory-only cache Redis, as docker-compose.yml ships, comes back empty after a restart.)
+        """
+        log.warning("cache_invalidation_lost", namespace=self.namespace, ident=ident)
+        with self._lock:
+            self._lost[ident] = time.monotonic() + self.timeout
+            if self._retrying:
+                return
+            self._retrying = True
+        threading.Thread(target=self._retry_loop, name=f"{self.namespace}-invalidations", daemon=True).start()
+
+    def _retry_loop(self) -> None:
+        while True:
+            time.sleep(_RETRY_SECONDS)
+            with self._lock:
+                now = time.monotonic()
+                pending = [ident for ident, until in self._lost.items() if until > now]
+                self._lost = {ident: self._lost[ident] for ident in pending}
+                if not pending:
+                    self._retrying = False
+                    return
+            for ident in pending:
+                if self._invalidate_once(ident):
+                    with self._lock:
+                        self._lost.pop(ident, None)
+                    log.info("cache_invalidation_retried", namespace=self.namespace, ident=ident)
