@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/sandbox.txt requirements/dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck fmt migrate migration sandbox build up down logs clean
+.PHONY: install run test proof lint typecheck fmt migrate migration sandbox build up down logs clean
 
 $(STAMP): requirements/base.txt requirements/sandbox.txt requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ COV_FAIL_UNDER ?= $(if $(strip $(PYTEST_ARGS)),0,85)
 ## test: the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set, else SQLite/local memory)
 test: install
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COV_FAIL_UNDER) $(PYTEST_ARGS)
+
+## proof: the fault suite in full (tests/faults, FAULTS_FULL=1), its figures written to var/proof/report.md
+## (needs DATABASE_URL: PostgreSQL; the report is written even when a test fails, and then make fails)
+proof: install
+	@test -n "$$DATABASE_URL" || { echo "make proof needs DATABASE_URL (PostgreSQL): the fault suite runs on it"; exit 2; }
+	$(PY) -c "from tests.faults.report import figures_reset; figures_reset()"
+	FAULTS_FULL=1 $(PY) -m pytest tests/faults $(PYTEST_ARGS); status=$$?; $(PY) -m tests.faults.report; exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,13 +1,20 @@
-"""Ledger events processed per second, end to end, by ONE Celery worker (solo pool, concurrency 1).
+"""Ledger events processed per second, end to end, by ONE Celery worker process (solo pool).
 
 N customer.subscription.updated events (a renewal: new period end) for N users whose subscription
 rows already exist, with a price mapped to a feature, so each one locks and updates its
 SubscriptionRecord and recomputes the user's entitlements. The events go into the ledger directly
-(bulk insert, status `received`, as the webhook view stores them) and process_event is enqueued on
-the Redis broker (db 10) for each; then the worker starts and we poll the ledger until all N rows
-are final. The webhook ack path is measured by bench/webhook_acks.py.
+(bulk insert, status `received`, routed to the project and user as the webhook view stores them).
 
-    .venv/bin/python bench/event_processing.py [--events 3000] [--timeout 120]
+--mode batch (the shipped path): one `webhooks.drain_ledger` message is published, as a wake-up
+would; the worker's drain claims WEBHOOK_BATCH_SIZE rows at a time (FOR UPDATE SKIP LOCKED) and
+processes each batch in one transaction, a savepoint per event, one recompute per user per batch.
+--mode single (the path before issue 14, still used for retries and the sweeper): one
+`webhooks.process_event` message per row, each event in its own transaction.
+Either way the worker starts after the messages are queued, and we poll the ledger until all N
+rows are final. The webhook ack path is measured by bench/webhook_acks.py.
+
+    .venv/bin/python bench/event_processing.py [--events 3000] [--mode batch|single] [--batch-size 50]
+        [--timeout 120]
 
 The solo pool runs tasks in the worker's main process (no fork, no pipe to a child): one process,
 one task at a time, which is what one slot of a prefork worker does minus the IPC.
@@ -29,6 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 
 FINAL = ("processed", "ignored", "failed")
+
+
+def broker_db() -> int:
+    return int(common.ENV["CELERY_BROKER_URL"].rsplit("/", 1)[1])
+
+
+def purge_broker() -> None:
+    common.redis_cmd(broker_db(), "DEL", "celery", "unacked", "unacked_index")
 
 
 def seed(count: int) -> list[int]:
@@ -74,6 +89,9 @@ def seed(count: int) -> list[int]:
                 payload=event,
                 raw_body=json.dumps(event),
                 headers={},
+                # Routed, as the webhook view routes an event at receipt.
+                project=project,
+                user_id=user,
             )
         )
     return [row.pk for row in ProcessorEvent.objects.bulk_create(rows, batch_size=500)]
@@ -83,6 +101,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--timeout", type=float, default=120, help="give up after this many seconds of draining")
+    parser.add_argument("--mode", choices=("batch", "single"), default="batch")
+    parser.add_argument("--batch-size", type=int, default=50, help="WEBHOOK_BATCH_SIZE for the worker")
     args = parser.parse_args()
 
     common.ensure_database()
@@ -91,13 +111,16 @@ def main() -> None:
 
     from apps.entitlements.models import Entitlement
     from apps.webhooks.models import ProcessorEvent
-    from apps.webhooks.tasks import process_event
+    from apps.webhooks.tasks import drain_ledger, process_event
 
-    common.purge_broker_queue()
+    purge_broker()
     ids = seed(args.events)
-    for pk in ids:
-        process_event.delay(pk)
-    queued = common.redis_cmd(10, "LLEN", "celery")
+    if args.mode == "batch":
+        drain_ledger.delay()  # one wake-up: the drain loops until the ledger queue is empty
+    else:
+        for pk in ids:
+            process_event.delay(pk)
+    queued = common.redis_cmd(broker_db(), "LLEN", "celery")
     rows = ProcessorEvent.objects.filter(pk__in=ids)
 
     cmd = [
@@ -114,7 +137,8 @@ def main() -> None:
         "--hostname=bench-processing@%h",
     ]
     started = time.monotonic()
-    worker = subprocess.Popen(cmd, env=common.child_env(), cwd=common.ROOT)  # noqa: S603 - fixed arguments
+    env = {**common.child_env(), "WEBHOOK_BATCH_SIZE": str(args.batch_size)}
+    worker = subprocess.Popen(cmd, env=env, cwd=common.ROOT)  # noqa: S603 - fixed arguments
     done = 0
     try:
         while time.monotonic() - started < args.timeout:
@@ -130,7 +154,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
-    common.purge_broker_queue()
+    purge_broker()
 
     statuses = dict(rows.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     span = rows.filter(status="processed").aggregate(first=Min("processed_at"), last=Max("processed_at"))
@@ -139,12 +163,18 @@ def main() -> None:
     entitled = Entitlement.objects.filter(user_id__startswith="bench_proc_", valid_to__gt=dt.datetime.now(dt.UTC))
     print()
     print(f"event processing, {dt.date.today()}, {common.machine_note()}")
-    print(f"one worker: celery --pool=solo --concurrency=1; {len(ids)} events queued ({queued} on the broker)")
+    path = "single path (process_event)"
+    if args.mode == "batch":
+        path = f"batch path, WEBHOOK_BATCH_SIZE={args.batch_size}"
+    print(f"one worker: celery --pool=solo --concurrency=1; {path}; {len(ids)} events ({queued} broker messages)")
     print(f"  final statuses: {statuses} ({done} of {len(ids)} final when polling stopped)")
     print(f"  steady rate: {(processed - 1) / steady:.0f} events/s (first to last processed_at, {steady:.1f}s)")
     print(f"  end to end: {processed / wall:.0f} events/s ({wall:.1f}s from worker spawn, boot included)")
     print(f"  target >= 150/s; entitlement rows now valid past today: {entitled.count()}")
-    print(f"reproduce: .venv/bin/python bench/event_processing.py --events {args.events} --timeout {args.timeout:.0f}")
+    print(
+        f"reproduce: .venv/bin/python bench/event_processing.py --events {args.events} --mode {args.mode} "
+        f"--batch-size {args.batch_size} --timeout {args.timeout:.0f}"
+    )
 
 
 if __name__ == "__main__":
