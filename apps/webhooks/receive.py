@@ -32,7 +32,7 @@ from apps.common.json_limits import JsonRejected, json_loads_bounded, unstorable
 from apps.common.middleware import request_id_of
 from apps.webhooks import metrics
 from apps.webhooks.models import CREATED_STAMPED_NOTE, ProcessorEvent
-from apps.webhooks.routing import Route, route_event
+from apps.webhooks.routing import Route, route_event, routes_remembered
 from apps.webhooks.signature import SignatureError, verify
 from apps.webhooks.wakeup import ledger_wake
 
@@ -111,7 +111,8 @@ def _route(event: dict[str, Any]) -> Route | None:
     transaction behind; if the database is really down, the insert fails next and answers 503.)
     """
     try:
-        return route_event(event["type"], event["data"]["object"])
+        with routes_remembered():
+            return route_event(event["type"], event["data"]["object"])
     except DatabaseError:
         log.warning("webhook_route_at_receipt_failed", event_id=event["id"], type=event["type"], exc_info=True)
         return None

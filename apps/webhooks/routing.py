@@ -12,6 +12,7 @@ rather than raising.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -70,12 +71,58 @@ def routes_memoized() -> Iterator[None]:
         _projects.reset(token)
 
 
+# Found projects by slug, kept by the process for RECEIPT_MEMO_SECONDS (routes_remembered()).
+RECEIPT_MEMO_SECONDS = 30.0
+_remembered: dict[str, tuple[float, Project]] = {}
+
+
+class _ProcessMemo(dict[str, "Project | None"]):
+    """The process-wide memo seen as a batch memo: a found project is kept for RECEIPT_MEMO_SECONDS;
+    an unknown slug is not kept, so that a project created a moment ago routes at once."""
+
+    def __contains__(self, slug: object) -> bool:
+        found = _remembered.get(str(slug))
+        return found is not None and found[0] > time.monotonic()
+
+    def __getitem__(self, slug: str) -> Project | None:
+        return _remembered[slug][1]
+
+    def __setitem__(self, slug: str, project: Project | None) -> None:
+        if project is not None:
+            _remembered[slug] = (time.monotonic() + RECEIPT_MEMO_SECONDS, project)
+        elif slug in _remembered:
+            del _remembered[slug]
+
+
+def remembered_routes_forget(**_: Any) -> None:
+    """A project was saved or deleted in this process: forget every remembered slug (a signal receiver;
+    other processes forget within RECEIPT_MEMO_SECONDS)."""
+    _remembered.clear()
+
+
+@contextmanager
+def routes_remembered() -> Iterator[None]:
+    """Within: project slugs are read once per RECEIPT_MEMO_SECONDS by this process (the webhook view).
+
+    Saves one of the ack's three statements. A project is routed by its slug only at receipt, for
+    tenant visibility; a slug renamed within the window still routes to the same project row, and the
+    handlers route again when they run.
+    """
+    token = _projects.set(_ProcessMemo())
+    try:
+        yield
+    finally:
+        _projects.reset(token)
+
+
 def _project_by_slug(slug: str) -> Project | None:
     memo = _projects.get()
     if memo is None:
         return project_get_by_slug(slug=slug)
     if slug not in memo:
-        memo[slug] = project_get_by_slug(slug=slug)
+        project = project_get_by_slug(slug=slug)
+        memo[slug] = project
+        return project
     return memo[slug]
 
 
