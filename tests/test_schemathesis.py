@@ -61,7 +61,17 @@ def _failures(junit: Path) -> list[str]:
     return failures
 
 
-def _command(base_url: str, key: str, junit: Path, selection: list[str]) -> list[str]:
+def _command(
+    base_url: str,
+    key: str,
+    junit: Path,
+    selection: list[str],
+    *,
+    max_examples: int = MAX_EXAMPLES,
+    phases: str = "examples,coverage,fuzzing",
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """The `st run` command line of one group (tests/faults/test_r6_schemathesis.py runs it too)."""
     return [
         str(Path(sys.executable).with_name("st")),
         "run",
@@ -74,9 +84,9 @@ def _command(base_url: str, key: str, junit: Path, selection: list[str]) -> list
         "--exclude-checks",
         EXCLUDED_CHECKS,
         "--max-examples",
-        str(MAX_EXAMPLES),
+        str(max_examples),
         "--phases",
-        "examples,coverage,fuzzing",
+        phases,
         "--seed",
         SEED,
         "--header",
@@ -89,6 +99,7 @@ def _command(base_url: str, key: str, junit: Path, selection: list[str]) -> list
         str(junit),
         "--no-color",
         "--continue-on-failure",
+        *extra,
     ]
 
 

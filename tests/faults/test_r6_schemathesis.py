@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -29,7 +28,7 @@ from tests.conftest import make_tenant
 from tests.faults.conftest import Service
 from tests.faults.processes import WebServer
 from tests.faults.report import full_form, record_figure
-from tests.test_schemathesis import EXCLUDED_CHECKS, GROUPS, SEED, _failures
+from tests.test_schemathesis import GROUPS, _command, _failures
 
 pytestmark = [
     pytest.mark.faults,
@@ -47,39 +46,6 @@ else:
     PHASES = "examples,fuzzing"
 OPERATIONS = 40  # every operation: 38 keyed ones and the webhook's two paths (tests/test_schemathesis.py)
 _STATUS_LINE = re.compile(r'^django_http_responses_total_by_status_total\{status="(\d+)"\} ([0-9.e+]+)$', re.M)
-
-
-def _command(base_url: str, key: str, junit: Path, selection: list[str]) -> list[str]:
-    return [
-        str(Path(sys.executable).with_name("st")),
-        "run",
-        f"{base_url}/api/schema/",
-        "--url",
-        base_url,
-        *selection,
-        "--checks",
-        "all",
-        "--exclude-checks",
-        EXCLUDED_CHECKS,
-        "--max-examples",
-        str(MAX_EXAMPLES),
-        "--phases",
-        PHASES,
-        "--seed",
-        SEED,
-        "--header",
-        f"X-API-Key: {key}",
-        "--request-timeout",
-        "30",
-        "--generation-database",
-        "none",
-        "--report",
-        "junit",
-        "--report-junit-path",
-        str(junit),
-        "--no-color",
-        "--continue-on-failure",
-    ]
 
 
 def _answers_by_status(web: WebServer) -> dict[str, float]:
@@ -103,7 +69,15 @@ def test_the_shipped_server_answers_as_its_schema_says(service: Service, tmp_pat
         name: (
             tmp_path / f"{name}.xml",
             subprocess.Popen(  # noqa: S603 - our own venv's st, with arguments we built
-                _command(web.base_url, tenant.key, tmp_path / f"{name}.xml", selection),
+                _command(
+                    web.base_url,
+                    tenant.key,
+                    tmp_path / f"{name}.xml",
+                    selection,
+                    max_examples=MAX_EXAMPLES,
+                    phases=PHASES,
+                    extra=("--generation-database", "none"),
+                ),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
