@@ -132,17 +132,7 @@ def gunicorn(workers: int = 2, threads: int = 4) -> Iterator[Server]:
     ]
     process = subprocess.Popen(cmd, env=child_env(), cwd=ROOT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{BASE_URL}/health", timeout=2) as response:  # noqa: S310 - localhost
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not come up")
-            time.sleep(0.3)
+        wait_healthy(process, f"{BASE_URL}/health")
         yield Server(process, workers, threads)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -308,3 +298,18 @@ def migrate_if_needed() -> None:
     if executor.migration_plan(executor.loader.graph.leaf_nodes()):
         print("migrating (about a minute on a fresh database) ...", flush=True)
         call_command("migrate", "--noinput", verbosity=0)
+
+
+def wait_healthy(process: subprocess.Popen[bytes], url: str, *, seconds: float = 60) -> None:
+    """Waits until the server just started answers 200 at url; RuntimeError if it died or took too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not come up")
+        time.sleep(0.3)

@@ -96,17 +96,7 @@ def shipped_gunicorn(port: int, workers: int | None, threads: int | None) -> Ite
     cmd = [str(common.VENV_BIN / "gunicorn"), "-c", CONFIG, f"--bind={common.HOST}:{port}", "bench.wsgi:application"]
     process = subprocess.Popen(cmd, env=env, cwd=common.ROOT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{common.HOST}:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not come up")
-            time.sleep(0.3)
+        common.wait_healthy(process, f"http://{common.HOST}:{port}/health")
         yield process
     finally:
         process.send_signal(signal.SIGTERM)

@@ -106,17 +106,7 @@ def shipped_gunicorn(workers: int | None, threads: int | None) -> Iterator[str]:
     ).stdout.strip()
     process = subprocess.Popen(cmd, env=env, cwd=common.ROOT)  # noqa: S603 - fixed arguments
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{common.BASE_URL}/health", timeout=2) as response:  # noqa: S310 - loopback
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not come up")
-            time.sleep(0.3)
+        common.wait_healthy(process, f"{common.BASE_URL}/health")
         yield f"gunicorn -c docker/gunicorn.conf.py (worker_class, workers, threads = {layout})"
     finally:
         process.send_signal(signal.SIGTERM)
