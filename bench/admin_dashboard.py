@@ -116,26 +116,17 @@ def setup(database_url: str) -> None:
 
 
 def cleanup() -> None:
-    """Deletes the benchmark project's rows with plain DELETEs (the ORM's collector would load them all)."""
-    from django.db import connection, transaction
-
+    """Deletes the benchmark project's rows."""
     from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice
     from apps.entitlements.models import RevenueDay, RevenueEntry, SubscriptionRecord
-    from apps.projects.models import Project
     from apps.reconciliation.models import Discrepancy, ReconciliationRun
     from apps.recovery.models import RecoveryAttempt
     from apps.webhooks.models import ProcessorEvent
+    from bench import common
 
-    project = Project.objects.filter(slug=SLUG).first()
-    if project is None:
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {RecoveryAttempt._meta.db_table} WHERE session_id IN "
-            f"(SELECT id FROM {CheckoutSession._meta.db_table} WHERE project_id = %s)",
-            [project.pk],
-        )
-        for model in (
+    common.project_rows_delete(
+        SLUG,
+        (
             CheckoutSession,
             Invoice,
             BillingCustomer,
@@ -145,9 +136,9 @@ def cleanup() -> None:
             RevenueEntry,
             RevenueDay,
             SubscriptionRecord,
-        ):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE project_id = %s", [project.pk])
-    project.delete()
+        ),
+        children=((RecoveryAttempt, "session_id", CheckoutSession),),
+    )
 
 
 def load(subscriptions: int, revenue: int) -> None:

@@ -313,3 +313,29 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, *, seconds: float =
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("gunicorn did not come up")
         time.sleep(0.3)
+
+
+def project_rows_delete(slug: str, models: tuple[Any, ...], *, children: tuple[tuple[Any, str, Any], ...] = ()) -> None:
+    """Deletes a benchmark project and its rows with plain DELETEs, in one transaction.
+
+    The ORM's collector would load every row (hundreds of thousands here) to cascade. `children`:
+    (child model, its column naming the parent, parent model) for rows that name the project only
+    through a parent, deleted first; then each model's rows `WHERE project_id`, in the order given.
+    """
+    from django.db import connection, transaction
+
+    from apps.projects.models import Project
+
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        for child, column, parent in children:
+            cursor.execute(
+                f"DELETE FROM {child._meta.db_table} WHERE {column} IN "
+                f"(SELECT id FROM {parent._meta.db_table} WHERE project_id = %s)",
+                [project.pk],
+            )
+        for model in models:
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE project_id = %s", [project.pk])
+    project.delete()

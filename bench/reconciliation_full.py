@@ -1,5 +1,4 @@
 # Local tools only; the SQL is built from model metadata and constants, never from input.
-# ruff: noqa: S608
 """A full reconciliation of 100,000 subscriptions at 1% drift, end to end, at RECONCILIATION_STRIPE_RPS=20.
 
 Starts its own Stripe sandbox on 127.0.0.1, creates N customers with a subscription each there in bulk
@@ -85,26 +84,18 @@ def setup(database_url: str, sandbox: SandboxProcess, rps: float) -> None:
 
 
 def cleanup() -> None:
-    """Deletes the benchmark project's rows (plain DELETEs: the ORM's collector would load 200,000 objects)."""
-    from django.db import connection, transaction
-
+    """Deletes the benchmark project's rows."""
     from apps.catalog.models import PriceFeature
     from apps.checkout.models import BillingCustomer
     from apps.common.models import AuditLog
     from apps.entitlements.models import Entitlement, SubscriptionRecord
-    from apps.projects.models import App, Project
+    from apps.projects.models import App
     from apps.reconciliation.models import Discrepancy, ReconciliationRun, SyncCursor, SyncCursorPage
+    from bench import common
 
-    project = Project.objects.filter(slug=SLUG).first()
-    if project is None:
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {SyncCursorPage._meta.db_table} WHERE cursor_id IN "
-            f"(SELECT id FROM {SyncCursor._meta.db_table} WHERE project_id = %s)",
-            [project.pk],
-        )
-        for model in (
+    common.project_rows_delete(
+        SLUG,
+        (
             SyncCursor,
             Discrepancy,
             ReconciliationRun,
@@ -114,9 +105,9 @@ def cleanup() -> None:
             BillingCustomer,
             PriceFeature,
             App,
-        ):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE project_id = %s", [project.pk])
-    project.delete()
+        ),
+        children=((SyncCursorPage, "cursor_id", SyncCursor),),
+    )
 
 
 def raw_listing(sandbox: SandboxProcess, path: str, params: dict[str, str]) -> Iterator[list[dict[str, Any]]]:

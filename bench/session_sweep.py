@@ -1,5 +1,4 @@
 # Local tools only; the SQL is built from model metadata and constants, never from input.
-# ruff: noqa: S608
 """The hosted-session sweep's database work over 100,000 sessions on PostgreSQL.
 
 Seeds N CheckoutSession rows of one project (half `open` an hour past expires_at, half `expired` two
@@ -56,19 +55,11 @@ def setup(database_url: str) -> None:
 
 
 def cleanup() -> None:
-    """Deletes the benchmark's rows (plain DELETEs: the ORM's collector would load 200,000 objects)."""
-    from django.db import connection, transaction
-
+    """Deletes the benchmark's rows."""
     from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice
-    from apps.projects.models import Project
+    from bench import common
 
-    project = Project.objects.filter(slug=SLUG).first()
-    if project is None:
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        for model in (CheckoutSession, Invoice, BillingCustomer):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE project_id = %s", [project.pk])
-    project.delete()
+    common.project_rows_delete(SLUG, (CheckoutSession, Invoice, BillingCustomer))
 
 
 def seed(count: int, now: datetime) -> int:
