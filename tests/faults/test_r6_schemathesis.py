@@ -121,4 +121,6 @@ def test_the_shipped_server_answers_as_its_schema_says(service: Service, tmp_pat
     assert failures == [], "\n\n".join(failures)[:20000]
     assert server_errors == 0, answers
     assert operations == OPERATIONS, operations
-    assert sum(answers.values()) >= OPERATIONS * 2, answers  # every operation was really exercised
+    # Every operation was really exercised: at least one answer each. Hypothesis decides how many
+    # examples it draws (it stops early on small input spaces), so only this lower bound is certain.
+    assert sum(answers.values()) >= OPERATIONS, answers
