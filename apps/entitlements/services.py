@@ -7,7 +7,9 @@ observably idempotent and a dry run can say what it would do. Callers recompute 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.db import IntegrityError, transaction
@@ -44,24 +46,105 @@ def _subscription_fields(data: Snapshot) -> dict[str, Any]:
     }
 
 
-def _subscription_row_locked(*, project: Project, user_id: str, subscription_id: str) -> SubscriptionRecord:
-    """The subscription's row, locked; created empty first if missing.
+# Per batch of events (apps/webhooks/batches.py), so that what every event of the batch reads costs
+# one statement for the batch instead of one per event. None outside a batch: every call reads.
+# subscription id -> (last_event_created, last_event_id), None when there is no row; read on entry.
+_decisions: ContextVar[dict[str, tuple[int, str] | None] | None] = ContextVar("subscription_decisions", default=None)
+# subscription id -> its row, locked by this transaction (None: it had no row when the batch locked).
+_locked: ContextVar[dict[str, SubscriptionRecord | None] | None] = ContextVar("subscription_rows", default=None)
+# project id -> {price id: (feature code, purchase duration in days)}, each read on first use.
+_price_features: ContextVar[dict[int, dict[str, tuple[str, int | None]]] | None] = ContextVar(
+    "price_features", default=None
+)
+
+
+@contextmanager
+def subscription_decisions_prefetched(subscription_ids: Iterable[str]) -> Iterator[None]:
+    """Within: subscription_event_decide answers for these subscriptions from one read made on entry.
+
+    For a batch's fetch steps, which run before any of its writes: the state read on entry is the one
+    each decide would have read (a plain read, overtaken as easily; apply decides again under the lock).
+    """
+    ids = sorted(set(subscription_ids))
+    states: dict[str, tuple[int, str] | None] = dict.fromkeys(ids)
+    for subscription_id, created, event_id in SubscriptionRecord.objects.filter(
+        stripe_subscription_id__in=ids
+    ).values_list("stripe_subscription_id", "last_event_created", "last_event_id"):
+        states[subscription_id] = (created, event_id)
+    token = _decisions.set(states)
+    try:
+        yield
+    finally:
+        _decisions.reset(token)
+
+
+@contextmanager
+def subscription_rows_locked(subscription_ids: Iterable[str]) -> Iterator[None]:
+    """Within (inside the transaction that writes them): the subscriptions' rows, locked on entry in one
+    statement, serve subscription_apply_snapshot without a lock statement per event.
+
+    They are locked in primary key order, so two batches sharing rows wait instead of deadlocking. A
+    row is kept as this transaction last wrote it; subscription_rows_forget() when a savepoint that
+    may have written one rolls back.
+    """
+    rows: dict[str, SubscriptionRecord | None] = dict.fromkeys(set(subscription_ids))
+    for record in (
+        SubscriptionRecord.objects.select_for_update().filter(stripe_subscription_id__in=list(rows)).order_by("pk")
+    ):
+        rows[record.stripe_subscription_id] = record
+    token = _locked.set(rows)
+    try:
+        yield
+    finally:
+        _locked.reset(token)
+
+
+def subscription_rows_forget() -> None:
+    """A savepoint rolled back: the kept rows may hold writes it undid, so they are read again (still
+    locked: the batch's locks were taken outside the savepoint)."""
+    rows = _locked.get()
+    if rows is not None:
+        rows.clear()
+
+
+@contextmanager
+def price_features_memoized() -> Iterator[None]:
+    """Within: each project's price -> feature map is read once, for the purchases recorded meanwhile.
+    For a batch of events, which never change the map (it is the operator's)."""
+    token = _price_features.set({})
+    try:
+        yield
+    finally:
+        _price_features.reset(token)
+
+
+def _subscription_row_locked(subscription_id: str) -> SubscriptionRecord | None:
+    """The subscription's row, locked; None when it has none yet."""
+    rows = _locked.get()
+    if rows is not None and subscription_id in rows:
+        return rows[subscription_id]  # locked with the batch's others
+    return SubscriptionRecord.objects.select_for_update().filter(stripe_subscription_id=subscription_id).first()
+
+
+def _subscription_row_keep(record: SubscriptionRecord) -> None:
+    rows = _locked.get()
+    if rows is not None:
+        rows[record.stripe_subscription_id] = record
+
+
+def _subscription_row_insert(record: SubscriptionRecord) -> bool:
+    """Inserts a subscription's first row; False when another transaction inserted it first.
 
     Locking a row that does not exist yet locks nothing, so two first events for one subscription
     would both insert. The insert runs in a savepoint: the loser of that race waits on the unique
     index, gets IntegrityError, and then locks the winner's row like any later event.
     """
-    existing = SubscriptionRecord.objects.select_for_update().filter(stripe_subscription_id=subscription_id).first()
-    if existing is not None:
-        return existing  # the common case: one statement, no savepoint
     try:
         with transaction.atomic():
-            SubscriptionRecord.objects.create(
-                project=project, user_id=user_id, stripe_subscription_id=subscription_id, status=""
-            )
+            record.save(force_insert=True)
     except IntegrityError:
-        pass
-    return SubscriptionRecord.objects.select_for_update().get(stripe_subscription_id=subscription_id)
+        return False
+    return True
 
 
 SubscriptionFate = Literal["new", "apply", "stale", "tie"]
@@ -87,13 +170,17 @@ def subscription_event_decide(*, subscription_id: str, event_created: int, event
 
     A plain read, so that the Stripe call a tie needs is made while no row is locked. The decision
     can be overtaken before the caller locks the row; subscription_apply_snapshot checks it again
-    under the lock (see there).
+    under the lock (see there). Inside subscription_decisions_prefetched() the batch's read answers.
     """
-    last = (
-        SubscriptionRecord.objects.filter(stripe_subscription_id=subscription_id)
-        .values_list("last_event_created", "last_event_id")
-        .first()
-    )
+    prefetched = _decisions.get()
+    if prefetched is not None and subscription_id in prefetched:
+        last = prefetched[subscription_id]
+    else:
+        last = (
+            SubscriptionRecord.objects.filter(stripe_subscription_id=subscription_id)
+            .values_list("last_event_created", "last_event_id")
+            .first()
+        )
     if last is None:
         return "new"
     return _fate(last_created=last[0], last_id=last[1], event_created=event_created, event_id=event_id)
@@ -105,6 +192,35 @@ class SubscriptionTie(Exception):
     Only Stripe's current object can order the two: the caller rolls back, fetches it outside any
     transaction, and applies it with current=True.
     """
+
+
+def _snapshot_set(record: SubscriptionRecord, data: Snapshot, *, event_created: int, event_id: str) -> list[str]:
+    """Sets the snapshot's fields on the row (not saved); the changes it makes."""
+    fresh = record.last_event_id == ""
+    fields = _subscription_fields(data)
+    was_past_due = not fresh and record.status == "past_due"
+    if fields["status"] == "past_due":
+        # The later of two lower bounds. A renewal fails when it opens the period, so never
+        # before current_period_start (this also corrects a state refetched under an older
+        # event's timestamp); a mid-period invoice (an upgrade) fails later, at the event.
+        became = max(filter(None, [_ts(event_created), fields["current_period_start"]]))
+        fields["past_due_since"] = record.past_due_since if was_past_due else became
+    else:
+        fields["past_due_since"] = None
+    if fresh:
+        changes = [f"subscription {data['id']} recorded as {fields['status']}"]
+    else:
+        changes = [
+            f"subscription {data['id']} {name}: {getattr(record, name)!s} -> {value!s}"
+            for name, value in fields.items()
+            if getattr(record, name) != value
+        ]
+    for name, value in fields.items():
+        setattr(record, name, value)
+    record.last_event_created = max(record.last_event_created, event_created)
+    record.last_event_id = event_id
+    record.stripe_data = data
+    return changes
 
 
 def subscription_apply_snapshot(
@@ -124,7 +240,15 @@ def subscription_apply_snapshot(
     tie found under the lock raises SubscriptionTie, so the caller can fetch and try again.
     """
     with transaction.atomic(savepoint=False):  # nested in event processing; see projection.py
-        record = _subscription_row_locked(project=project, user_id=user_id, subscription_id=data["id"])
+        record = _subscription_row_locked(data["id"])
+        if record is None:
+            # The first event of the subscription: its row is inserted whole, in one statement.
+            first = SubscriptionRecord(project=project, user_id=user_id, stripe_subscription_id=data["id"], status="")
+            changes = _snapshot_set(first, data, event_created=event_created, event_id=event_id)
+            if _subscription_row_insert(first):
+                _subscription_row_keep(first)
+                return changes, ""
+            record = SubscriptionRecord.objects.select_for_update().get(stripe_subscription_id=data["id"])
         # Decided again under the lock: another worker may have applied a newer event, or one of the
         # same second, since the caller's unlocked read.
         fate = _fate(
@@ -137,40 +261,34 @@ def subscription_apply_snapshot(
             return [], f"stale: {record.last_event_id} (newer) is already applied"
         if fate == "tie" and not current:
             raise SubscriptionTie(f"{data['id']}: {record.last_event_id} is of the same second as {event_id}")
-        fresh = fate == "new"
-        fields = _subscription_fields(data)
-        was_past_due = not fresh and record.status == "past_due"
-        if fields["status"] == "past_due":
-            # The later of two lower bounds. A renewal fails when it opens the period, so never
-            # before current_period_start (this also corrects a state refetched under an older
-            # event's timestamp); a mid-period invoice (an upgrade) fails later, at the event.
-            became = max(filter(None, [_ts(event_created), fields["current_period_start"]]))
-            fields["past_due_since"] = record.past_due_since if was_past_due else became
-        else:
-            fields["past_due_since"] = None
-        if fresh:
-            changes = [f"subscription {data['id']} recorded as {fields['status']}"]
-        else:
-            changes = [
-                f"subscription {data['id']} {name}: {getattr(record, name)!s} -> {value!s}"
-                for name, value in fields.items()
-                if getattr(record, name) != value
-            ]
-        for name, value in fields.items():
-            setattr(record, name, value)
-        record.last_event_created = max(record.last_event_created, event_created)
-        record.last_event_id = event_id
-        record.stripe_data = data
+        changes = _snapshot_set(record, data, event_created=event_created, event_id=event_id)
         record.save()
+        _subscription_row_keep(record)
         return changes, ""
 
 
+def _price_feature(project: Project, price_id: str) -> tuple[str, int | None] | None:
+    """(feature code, purchase duration in days) of a price of the project; None when it has none."""
+    memo = _price_features.get()
+    if memo is None:
+        feature = PriceFeature.objects.filter(project=project, stripe_price_id=price_id).first()
+        return None if feature is None else (feature.feature_code, feature.purchase_duration_days)
+    if project.pk not in memo:
+        memo[project.pk] = {
+            price: (code, days)
+            for price, code, days in PriceFeature.objects.filter(project=project).values_list(
+                "stripe_price_id", "feature_code", "purchase_duration_days"
+            )
+        }
+    return memo[project.pk].get(price_id)
+
+
 def _purchase_window(project: Project, price_id: str, paid_at: dt.datetime) -> tuple[str, dt.datetime | None]:
-    feature = PriceFeature.objects.filter(project=project, stripe_price_id=price_id).first()
+    feature = _price_feature(project, price_id)
     if feature is None:
         return "", None
-    days = feature.purchase_duration_days
-    return feature.feature_code, (paid_at + dt.timedelta(days=days)) if days else None
+    code, days = feature
+    return code, (paid_at + dt.timedelta(days=days)) if days else None
 
 
 def _lock_payment(key: str) -> None:

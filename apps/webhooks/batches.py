@@ -3,13 +3,16 @@
 1. Fetch, with no transaction open: each row is routed if its receipt could not route it, refused if
    it came in another API version, and its handler's fetch and mirror steps run (the Stripe reads,
    apps/webhooks/registry.py). A row whose fetch raises is recorded failed and handed to
-   process_event's retries; the rest of the batch goes on.
+   process_event's retries; the rest of the batch goes on. What every fetch step reads (the last
+   applied event of each subscription) is read once for the batch (handlers/prefetch.py).
 2. Apply, in one transaction: the batch's claims are locked (a row the sweeper or a replay took
    over meanwhile is left to it); then, in ledger order (the order the events arrived, which is the
    order one-at-a-time processing would have taken, so a batch ends exactly as that would have: the
    handlers make any order of one object's events end in its newest state, and an old event
    delivered late is still recorded as stale), each row's apply step runs in a savepoint of its
-   own, so a row whose apply raises rolls back alone. Handlers ask for entitlement recomputes
+   own, so a row whose apply raises rolls back alone. The rows of the subscriptions the batch
+   writes are locked at once as the transaction starts, in primary key order, and kept as it writes
+   them (read again after a savepoint rolls back). Handlers ask for entitlement recomputes
    (projection.entitlements_recompute_later); each (project, user) is recomputed once, at the end,
    and the rows' outcomes are written in one statement, all in the same transaction, so the
    projection and the statuses commit with the writes they reflect.
@@ -35,6 +38,7 @@ from django.db import transaction
 
 from apps.entitlements.projection import recomputes_batched
 from apps.webhooks import metrics
+from apps.webhooks.handlers.prefetch import batch_event_rolled_back, batch_reads, batch_writes
 from apps.webhooks.models import ProcessorEvent
 from apps.webhooks.processing import (
     FINISHED_FIELDS,
@@ -47,8 +51,9 @@ from apps.webhooks.processing import (
     processed_record,
     record_failure,
     route_unrouted,
+    stripe_event_of,
 )
-from apps.webhooks.registry import FetchAgain, Outcome
+from apps.webhooks.registry import FetchAgain, Outcome, StripeEvent
 from apps.webhooks.routing import routes_memoized
 from apps.webhooks.tasks import process_event
 
@@ -88,7 +93,8 @@ def batch_process(rows: list[ProcessorEvent], *, claimed_at: datetime) -> BatchR
     """Processes rows this worker claimed at `claimed_at` (claims.ledger_claim)."""
     result = BatchResult(size=len(rows))
     ready: list[_Ready] = []
-    with routes_memoized():
+    events = _events(rows)
+    with routes_memoized(), batch_reads(events.values()):
         for row in sorted(rows, key=lambda r: r.pk):
             prepared_row = _prepare(row, claimed_at=claimed_at, result=result)
             if prepared_row is not None:
@@ -97,7 +103,7 @@ def batch_process(rows: list[ProcessorEvent], *, claimed_at: datetime) -> BatchR
         return result
     try:
         with routes_memoized():
-            applied = _apply_all(ready, claimed_at=claimed_at)
+            applied = _apply_all(ready, events, claimed_at=claimed_at)
     except Exception:
         # Nothing of the batch committed: each row is retried on its own.
         error = traceback.format_exc()
@@ -114,6 +120,18 @@ def batch_process(rows: list[ProcessorEvent], *, claimed_at: datetime) -> BatchR
     for row in applied.again:
         _single(row, claimed_at=claimed_at, result=result)
     return result
+
+
+def _events(rows: list[ProcessorEvent]) -> dict[int, StripeEvent]:
+    """The rows' events by ledger id, for the batch's shared reads; a row whose payload makes no event
+    is left out here, and its own fetch step fails it."""
+    events: dict[int, StripeEvent] = {}
+    for row in rows:
+        try:
+            events[row.pk] = stripe_event_of(row)
+        except (AttributeError, TypeError):  # `data` not an object: a hand-made event
+            continue
+    return events
 
 
 def _prepare(row: ProcessorEvent, *, claimed_at: datetime, result: BatchResult) -> _Ready | None:
@@ -137,9 +155,8 @@ def _prepare(row: ProcessorEvent, *, claimed_at: datetime, result: BatchResult) 
     return _Ready(row, apply, time.perf_counter() - started)
 
 
-def _apply_all(ready: list[_Ready], *, claimed_at: datetime) -> _Applied:
+def _apply_all(ready: list[_Ready], events: dict[int, StripeEvent], *, claimed_at: datetime) -> _Applied:
     applied = _Applied()
-    finished: list[ProcessorEvent] = []
     with transaction.atomic(), recomputes_batched():
         # Our claims, locked until the commit: the sweeper or a replay that wants one of these rows
         # waits for the batch instead of racing it, so the outcomes can be written all at once.
@@ -149,35 +166,41 @@ def _apply_all(ready: list[_Ready], *, claimed_at: datetime) -> _Applied:
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        for item in ready:
-            if item.row.pk not in ours:
-                log.warning("webhook_claim_lost", ledger_id=item.row.pk, event_id=item.row.stripe_event_id)
-                applied.lost += 1
-                continue
-            started = time.perf_counter()
-            # A savepoint per event: a failing event rolls back alone. Not released on success (one
-            # round trip fewer per event): PostgreSQL releases them all at the commit.
-            savepoint = transaction.savepoint()
-            try:
-                outcome = item.apply()
-            except FetchAgain as exc:
-                _rollback_to(savepoint)
-                log.info("webhook_fetch_again", event_id=item.row.stripe_event_id, attempt=1, reason=str(exc))
-                applied.again.append(item.row)
-                continue
-            except Exception:
-                error = traceback.format_exc()
-                _rollback_to(savepoint)
-                applied.failed.append((item.row, error))
-                continue
-            for name, value in finished_fields(item.row, outcome).items():
-                setattr(item.row, name, value)
-            finished.append(item.row)
-            applied.done.append((item, outcome, time.perf_counter() - started))
+        with batch_writes(events[pk] for pk in sorted(ours) if pk in events):
+            _apply_each(ready, ours, applied)
+        finished = [item.row for item, _, _ in applied.done]
         if finished:
             # One statement for the batch's outcomes, committed with the writes they describe.
             ProcessorEvent.objects.bulk_update(finished, FINISHED_FIELDS)
     return applied
+
+
+def _apply_each(ready: list[_Ready], ours: set[int], applied: _Applied) -> None:
+    """Each row's apply step in a savepoint of its own, in ledger order."""
+    for item in ready:
+        if item.row.pk not in ours:
+            log.warning("webhook_claim_lost", ledger_id=item.row.pk, event_id=item.row.stripe_event_id)
+            applied.lost += 1
+            continue
+        started = time.perf_counter()
+        # A savepoint per event: a failing event rolls back alone. Not released on success (one
+        # round trip fewer per event): PostgreSQL releases them all at the commit.
+        savepoint = transaction.savepoint()
+        try:
+            outcome = item.apply()
+        except FetchAgain as exc:
+            _rollback_to(savepoint)
+            log.info("webhook_fetch_again", event_id=item.row.stripe_event_id, attempt=1, reason=str(exc))
+            applied.again.append(item.row)
+            continue
+        except Exception:
+            error = traceback.format_exc()
+            _rollback_to(savepoint)
+            applied.failed.append((item.row, error))
+            continue
+        for name, value in finished_fields(item.row, outcome).items():
+            setattr(item.row, name, value)
+        applied.done.append((item, outcome, time.perf_counter() - started))
 
 
 def _rollback_to(savepoint: str) -> None:
@@ -185,6 +208,7 @@ def _rollback_to(savepoint: str) -> None:
     # transaction for rollback; rolling back to our savepoint makes it usable again.
     transaction.set_rollback(False)
     transaction.savepoint_rollback(savepoint)
+    batch_event_rolled_back()
 
 
 def _single(row: ProcessorEvent, *, claimed_at: datetime, result: BatchResult) -> None:

@@ -27,6 +27,20 @@ def _subscription_id(invoice: dict[str, Any]) -> str:
     return stripe_id(details or invoice.get("subscription"))
 
 
+INVOICE_PAYMENT_EVENTS = ("invoice.payment_succeeded", "invoice.paid", "invoice.payment_failed")
+
+
+def subscription_paid_by(event: StripeEvent) -> str:
+    """The subscription an invoice payment event is about; "" for a one-off invoice, another event, or
+    a payload of the wrong shape (which the event's own fetch step reports)."""
+    if event.type not in INVOICE_PAYMENT_EVENTS:
+        return ""
+    try:
+        return _subscription_id(event.data_object)
+    except (AttributeError, TypeError):  # `parent` or its details not objects: a hand-made event
+        return ""
+
+
 def _fetch(event: StripeEvent) -> InvoiceFetched:
     invoice = event.data_object
     route = route_object(invoice)
@@ -44,7 +58,7 @@ def _fetch(event: StripeEvent) -> InvoiceFetched:
     return InvoiceFetched(route, subscription_retrieve(route, subscription_id))
 
 
-@handles_in_steps("invoice.payment_succeeded", "invoice.paid", "invoice.payment_failed", fetch=_fetch)
+@handles_in_steps(*INVOICE_PAYMENT_EVENTS, fetch=_fetch)
 def invoice_payment(event: StripeEvent, fetched: InvoiceFetched) -> Outcome:
     route = fetched.route
     if route is None:

@@ -33,6 +33,14 @@ class SubscriptionFetched:
     current: bool
 
 
+def subscription_of(event: StripeEvent) -> str:
+    """The subscription a customer.subscription.* event writes; "" for any other event (or a payload
+    of the wrong shape, which the event's own fetch step reports)."""
+    data = event.data_object
+    subscription_id = data.get("id") if event.type in SUBSCRIPTION_EVENTS and isinstance(data, dict) else None
+    return subscription_id if isinstance(subscription_id, str) else ""
+
+
 def subscription_retrieve(route: Route, subscription_id: str) -> dict[str, Any]:
     return stripe_gateway.object_retrieve(
         project_slug=route.project.slug, object_type="subscription", object_id=subscription_id
