@@ -27,6 +27,20 @@ _PROJECT = OpenApiParameter(
 )
 
 
+# A header, not a body field: the body stays exactly as the contract shows it.
+VERSION_HEADER = "X-Entitlements-Version"
+_VERSION = OpenApiParameter(
+    VERSION_HEADER,
+    int,
+    OpenApiParameter.HEADER,
+    response=[200],
+    description=(
+        "The version of the user's entitlements, as carried by `entitlements.updated` notifications; it only "
+        "grows. Read before the entitlements, so the body is never older than this version."
+    ),
+)
+
+
 class EntitlementSerializer(serializers.Serializer[Any]):
     feature_code = serializers.CharField()
     active = serializers.BooleanField()
@@ -55,7 +69,7 @@ class EntitlementListApi(APIView):
     @extend_schema(
         operation_id="entitlements_list",
         summary="A user's entitlements, now or at another instant",
-        parameters=[QuerySerializer, _PROJECT],
+        parameters=[QuerySerializer, _PROJECT, _VERSION],
         responses={200: OutputSerializer},
         examples=[
             OpenApiExample(
@@ -77,13 +91,18 @@ class EntitlementListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         query = validated_query(request, self.QuerySerializer)
+        project_id = client_of(request).project_id
+        # First the version, then the rows: the rows are then at least that version, never older.
+        version = selectors.entitlement_version(project_id=project_id, user_id=query["user_id"])
         rows = selectors.entitlement_list(
-            project_id=client_of(request).project_id,
+            project_id=project_id,
             user_id=query["user_id"],
             feature_code=query.get("feature_code"),
             at=query.get("as_of"),
         )
-        return Response(self.OutputSerializer({"entitlements": rows}).data)
+        response = Response(self.OutputSerializer({"entitlements": rows}).data)
+        response[VERSION_HEADER] = str(version)
+        return response
 
 
 class EntitlementCheckApi(APIView):

@@ -318,3 +318,12 @@ class RevenueDay(models.Model):
         if self.pk is not None:
             raise RuntimeError("revenue entries are append-only; record a new entry instead")
         super().save(*args, **kwargs)
+
+
+# Outbound notifications (endpoints, outbox, deliveries) are models of this app, kept in their own
+# module; importing them here registers them when the app loads (and re-exports them).
+from apps.entitlements.notifications.models import Delivery as Delivery  # noqa: E402
+from apps.entitlements.notifications.models import DeliveryAttempt as DeliveryAttempt  # noqa: E402
+from apps.entitlements.notifications.models import EntitlementVersion as EntitlementVersion  # noqa: E402
+from apps.entitlements.notifications.models import Notification as Notification  # noqa: E402
+from apps.entitlements.notifications.models import NotificationEndpoint as NotificationEndpoint  # noqa: E402

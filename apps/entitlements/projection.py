@@ -22,6 +22,7 @@ from apps.catalog.models import PriceFeature
 from apps.common.locks import advisory_xact_locks
 from apps.common.versioned_cache import VersionedCache
 from apps.entitlements.models import Entitlement, Grant, Purchase, SubscriptionRecord
+from apps.entitlements.notifications import outbox
 from apps.projects.models import Project
 
 entitlement_cache = VersionedCache("ent", timeout=settings.ENTITLEMENT_CACHE_SECONDS)
@@ -163,10 +164,29 @@ def entitlements_recompute_many(*, project: Project, user_ids: Iterable[str]) ->
             for user_id in changed
             for w in windows[user_id]
         )
+        _notify_changed(project, changed, windows, now)
         idents = [cache_ident(project.pk, user_id) for user_id in changed]
         # After commit: invalidating earlier would let a reader cache the old rows again.
         transaction.on_commit(lambda: _invalidate(idents))
     return windows
+
+
+def _notify_changed(project: Project, users: list[str], windows: dict[str, list[Window]], now: dt.datetime) -> None:
+    """The transactional outbox: each changed user's new version and `entitlements.updated`, in this transaction."""
+    versions = outbox.entitlement_versions_bump(project=project, user_ids=users)
+    outbox.notifications_write(
+        project=project,
+        notification_type=outbox.ENTITLEMENTS_UPDATED,
+        messages=[
+            outbox.Message(
+                user_id=user_id,
+                data=outbox.entitlements_data(
+                    user_id=user_id, version=versions[user_id], windows=windows[user_id], now=now
+                ),
+            )
+            for user_id in users
+        ],
+    )
 
 
 def _invalidate(idents: list[str]) -> None:

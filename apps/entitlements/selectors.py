@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from apps.entitlements.models import Entitlement, RevenueEntry, SubscriptionRecord
+from apps.entitlements.models import Entitlement, EntitlementVersion, RevenueEntry, SubscriptionRecord
 from apps.entitlements.projection import ENTITLING_STATUSES, Window, cache_ident, entitlement_cache
 
 
@@ -76,6 +76,12 @@ def entitlement_check(
     if any(w.valid_to is None for w in active):
         return True, None
     return True, max(w.valid_to for w in active if w.valid_to is not None)
+
+
+def entitlement_version(*, project_id: int, user_id: str) -> int:
+    """The user's entitlements version (0 before their first change); see apps.entitlements.notifications."""
+    row = EntitlementVersion.objects.filter(project_id=project_id, user_id=user_id)
+    return next(iter(row.values_list("version", flat=True)), 0)
 
 
 def entitlement_list(

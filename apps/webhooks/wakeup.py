@@ -1,11 +1,11 @@
 """Waking a drain once events are stored: one broker publish per burst, never on the request thread.
 
 The webhook view's ack is verify, insert, commit; the commit arms ledger_wake() (transaction.on_commit),
-which only sets a flag. A daemon thread of the process waits for the flag, lets WAKE_DEBOUNCE_SECONDS
-of further commits gather, clears the flag, then publishes one `webhooks.drain_ledger` message. A
-commit that lands after the clear sets the flag again and gets a publish of its own, so every stored
-row is committed before some publish the drain sees (no wake-up is lost to the debounce). At 300
-events/s a process publishes about 1/WAKE_DEBOUNCE_SECONDS messages/s instead of 300.
+which only pokes a debounced waker (apps/common/wakeup.py): a daemon thread of the process lets
+WAKE_DEBOUNCE_SECONDS of further commits gather, then publishes one `webhooks.drain_ledger` message.
+A commit that lands after the waker cleared its flag (just before publishing) gets a publish of
+its own, so every stored row is committed before some publish the drain sees (no wake-up is lost
+to the debounce). At 300 events/s a process publishes about 1/WAKE_DEBOUNCE_SECONDS messages/s instead of 300.
 
 Why this wake-up rather than the others the issue names:
 - PostgreSQL LISTEN/NOTIFY would add a statement to every ack's transaction (and NOTIFY takes a
@@ -24,49 +24,15 @@ a thread would run it on another database connection, outside the caller's trans
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-
 import structlog
 
+from apps.common.wakeup import DebouncedWaker
 from apps.webhooks import metrics
 
 log = structlog.get_logger("billing.webhooks")
 
 # Long enough to fold a burst into one publish, short next to the < 1 s end-to-end target.
 WAKE_DEBOUNCE_SECONDS = 0.05
-
-
-class _Waker:
-    def __init__(self) -> None:
-        self._armed = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def poke(self) -> None:
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._start()
-        self._armed.set()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            # After a fork (gunicorn's workers) the parent's thread does not exist in the child.
-            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-                return
-            self._armed = threading.Event()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="ledger-waker", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        armed = self._armed
-        while True:
-            armed.wait()
-            time.sleep(WAKE_DEBOUNCE_SECONDS)
-            armed.clear()  # before the publish: a commit from now on arms the next one
-            _publish()
 
 
 def _publish() -> None:
@@ -81,7 +47,8 @@ def _publish() -> None:
         metrics.wakeups.labels(outcome="published").inc()
 
 
-_waker = _Waker()
+# The lambda looks _publish up at each call, so that a test may swap it.
+_waker = DebouncedWaker(thread_name="ledger-waker", publish=lambda: _publish(), debounce_seconds=WAKE_DEBOUNCE_SECONDS)
 
 
 def ledger_wake() -> None:
