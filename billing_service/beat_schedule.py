@@ -5,8 +5,8 @@
 an interval or disable a task, and a later install leaves those edits alone unless --reset is given.
 Issues that add periodic work (session sweeps, ledger sweeps, reconciliation) add entries here.
 Every entry can also be run by hand with a management command: sweep_ledger, purge_idempotency,
-sweep_stale_runs, purge_job_runs (the heartbeat has none: it proves that beat and a worker are alive),
-or from the admin's "run now" action, which goes through the same lock as beat.
+sweep_stale_runs, purge_job_runs, deliver_notifications (the heartbeat has none: it proves that beat
+and a worker are alive), or from the admin's "run now" action, which goes through the same lock as beat.
 
 Each entry's `policy` is installed into JobPolicy rows the same way: the admin may change it without
 a deploy, and a later install keeps the edit unless --reset. Every task named here is declared with
@@ -142,6 +142,23 @@ BEAT_SCHEDULE: tuple[ScheduledTask, ...] = (
         # repeating an attempt.
         policy=JobPolicySpec(
             max_attempts=2, base_backoff_seconds=60, max_backoff_seconds=120, jitter_seconds=15, timeout_seconds=600
+        ),
+    ),
+    ScheduledTask(
+        name="deliver-notifications",
+        task="fulfillment.deliver_scheduled",
+        description=(
+            "Delivers the notifications due to the micro-apps' endpoints (the safety net behind the wake-up on "
+            "commit). Its policy's backoff fields (base, multiplier, max, jitter) are also the retry policy of "
+            "each delivery, for up to FULFILLMENT_RETRY_WINDOW_SECONDS. Off when FULFILLMENT_WORKER_ENABLED=false."
+        ),
+        # Read once, when install_beat_schedule writes the row (as for the recovery interval).
+        every_seconds=_setting_int("FULFILLMENT_POLL_INTERVAL_SECONDS", 10),
+        # max_attempts 1: the next tick is the run's retry. The backoff fields are read by
+        # apps.entitlements.notifications.delivery for each failed delivery: 30 s, 1 min, 2 min ... then
+        # hourly, each plus up to 30 s of jitter. A run hands over to a fresh task after 60 s of work.
+        policy=JobPolicySpec(
+            max_attempts=1, base_backoff_seconds=30, max_backoff_seconds=3600, jitter_seconds=30, timeout_seconds=180
         ),
     ),
     ScheduledTask(

@@ -59,5 +59,7 @@ def build_logging_config(*, fmt: str, level: str) -> dict[str, Any]:
             "django.db.backends": {"level": "INFO"},
             # The SDK logs every request at INFO; the gateway logs what matters (retries, failures).
             "stripe": {"level": "WARNING"},
+            # httpx logs every notification delivery at INFO; the delivery log keeps each attempt.
+            "httpx": {"level": "WARNING"},
         },
     }

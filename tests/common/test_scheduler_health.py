@@ -91,6 +91,7 @@ def test_it_lists_every_declared_job_with_its_schedule_policy_and_runs(ops: Tena
     _succeeded(sweep, NOW - timedelta(seconds=30))
     # The ledger drain runs every 30 s: 100 s after install with no success, it would be overdue.
     _succeeded("drain-webhook-ledger", NOW - timedelta(seconds=5))
+    _succeeded("deliver-notifications", NOW - timedelta(seconds=5))
     # A skipped start ran nothing: it is counted, but it is not the last start.
     JobRunFactory.create(job=sweep, outcome="skipped", started_at=NOW - timedelta(seconds=10))
     # Older than a day: out of the counts, still on record.
