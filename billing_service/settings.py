@@ -297,7 +297,11 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Several models have a `status`; the run status shared by replays, syncs and reconciliation keeps
     # its own name instead of a generated one.
-    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "apps.common.runs.RunStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "apps.common.runs.RunStatus",
+        # Endpoints' event_types and replays' types: one enum, however the field is named.
+        "NotificationTypeEnum": "apps.entitlements.notifications.outbox.NOTIFICATION_TYPES",
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -467,3 +471,26 @@ RECONCILIATION_SCHEDULE_HOUR = env_int("RECONCILIATION_SCHEDULE_HOUR", 3, minimu
 RECONCILIATION_DAYS_BACK = env_int("RECONCILIATION_DAYS_BACK", 7, minimum=1, maximum=30)
 RECONCILIATION_STRIPE_RPS = env_float("RECONCILIATION_STRIPE_RPS", 20.0, minimum=0.1)
 RECONCILIATION_PAGE_SIZE = env_int("RECONCILIATION_PAGE_SIZE", 100, minimum=1, maximum=100)
+
+# --- notifications to the micro-apps: the fulfillment worker (apps/entitlements/notifications) -----
+# Off: the wake-up and beat's deliver-notifications do nothing (notifications still queue up).
+FULFILLMENT_WORKER_ENABLED = env_bool("FULFILLMENT_WORKER_ENABLED", True)
+# Beat's interval for deliver-notifications, the safety net behind the wake-up on commit: written by
+# install_beat_schedule (--reset after a change).
+FULFILLMENT_POLL_INTERVAL_SECONDS = env_int("FULFILLMENT_POLL_INTERVAL_SECONDS", 10, minimum=1)
+# Deliveries one claim takes (FOR UPDATE SKIP LOCKED); a run claims batches until none is due.
+FULFILLMENT_BATCH_SIZE = env_int("FULFILLMENT_BATCH_SIZE", 100, minimum=1, maximum=1000)
+FULFILLMENT_TIMEOUT_SECONDS = env_float("FULFILLMENT_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# A delivery still failing this long after it was queued is left `failed` (Stripe's 3 days).
+FULFILLMENT_RETRY_WINDOW_SECONDS = env_int("FULFILLMENT_RETRY_WINDOW_SECONDS", 259200, minimum=60)
+# An endpoint whose every attempt has failed for this long is disabled (its app's owners see why).
+FULFILLMENT_DISABLE_AFTER_SECONDS = env_int("FULFILLMENT_DISABLE_AFTER_SECONDS", 86400, minimum=60)
+# How long a claimed delivery is the claiming worker's: a worker killed mid-send leaves it to
+# another after this long. Sends that could not finish inside it are handed back unsent.
+FULFILLMENT_LEASE_SECONDS = env_int("FULFILLMENT_LEASE_SECONDS", 60, minimum=5)
+if FULFILLMENT_LEASE_SECONDS < 2 * FULFILLMENT_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("FULFILLMENT_LEASE_SECONDS must be at least twice FULFILLMENT_TIMEOUT_SECONDS")
+# After a rotation the previous signing secret keeps signing (a second v1) for this long.
+NOTIFICATION_SECRET_OVERLAP_SECONDS = env_int("NOTIFICATION_SECRET_OVERLAP_SECONDS", 86400, minimum=0)
+# Endpoint URLs must be https unless this is on (development and tests: receivers on 127.0.0.1).
+NOTIFICATION_ALLOW_HTTP = env_bool("NOTIFICATION_ALLOW_HTTP", DEBUG or IS_TEST)

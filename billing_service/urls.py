@@ -30,6 +30,8 @@ urlpatterns = [
     path("api/v1/", include("apps.webhooks.urls")),
     path("api/v1/", include("apps.reconciliation.urls")),
     path("api/v1/", include("apps.entitlements.urls")),
+    path("api/v1/", include("apps.entitlements.notifications.urls")),
+    path("api/v1/", include("apps.entitlements.notifications.urls_fulfillment")),
     path("api/v1/", include("apps.common.urls")),
     # ADMIN_URL: "admin/" unless set (a less guessable path is one more step for a password guesser).
     path(settings.ADMIN_URL, include("apps.common.dashboard.urls")),  # the dashboard, under the admin's path

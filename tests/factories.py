@@ -27,6 +27,7 @@ from apps.catalog.models import CatalogProduct, CatalogSyncRun, CustomField, Opt
 from apps.checkout.models import BillingCustomer, CheckoutSession, Invoice, InvoiceLine, PortalSession
 from apps.common.models import AuditLog, IdempotencyRecord, JobPolicy, JobRun
 from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
+from apps.entitlements.notifications.models import Delivery, DeliveryAttempt, Notification, NotificationEndpoint
 from apps.projects.models import ApiKey, App, Project
 from apps.webhooks.models import ProcessorEvent, ReplayRun
 
@@ -306,6 +307,65 @@ class ReplayRunFactory(DjangoModelFactory[ReplayRun]):
     finished_at = NOW
 
 
+class NotificationEndpointFactory(DjangoModelFactory[NotificationEndpoint]):
+    """An enabled endpoint of every type; its secret is made by the model's default, as the service's is."""
+
+    class Meta:
+        model = NotificationEndpoint
+
+    app = SubFactory(AppFactory)
+    url = Sequence(lambda n: f"https://hooks.example/{n}")
+
+
+class NotificationFactory(DjangoModelFactory[Notification]):
+    class Meta:
+        model = Notification
+
+    project = SubFactory(ProjectFactory)
+    type = "entitlements.updated"
+    user_id = Sequence(lambda n: f"user_{n}")
+    data = LazyAttribute(lambda n: {"user_id": n.user_id, "version": 1, "entitlements": []})
+    created_at = NOW
+
+
+class DeliveryFactory(DjangoModelFactory[Delivery]):
+    """A delivery that failed once (502): `status="delivered"` etc. for others; attempts are separate."""
+
+    class Meta:
+        model = Delivery
+
+    notification = SubFactory(NotificationFactory)
+    endpoint = SubFactory(NotificationEndpointFactory, app__project=SelfAttribute("...notification.project"))
+    status = Delivery.Status.PENDING
+    attempts = 1
+    last_status_code = 502
+    next_attempt_at = NOW
+    created_at = NOW
+
+
+class DeliveryAttemptFactory(DjangoModelFactory[DeliveryAttempt]):
+    class Meta:
+        model = DeliveryAttempt
+
+    delivery = SubFactory(DeliveryFactory)
+    number = 1
+    attempted_at = NOW
+    status_code = 502
+    duration_ms = 40
+    response_body = "bad gateway"
+
+
+def _notification_with_an_attempt() -> Model:
+    # The notification's page shows its deliveries with their attempts: one of each, so that it renders.
+    notification: Model = DeliveryAttemptFactory.create().delivery.notification
+    return notification
+
+
+def _delivery_with_an_attempt() -> Model:
+    delivery: Model = DeliveryAttemptFactory.create().delivery
+    return delivery
+
+
 class IdempotencyRecordFactory(DjangoModelFactory[IdempotencyRecord]):
     """A request still in progress (no status yet); give `status_code` and `response_body` for an answered one.
 
@@ -472,6 +532,9 @@ ADMIN_ROW_FACTORIES: dict[str, Callable[[], Model]] = {
     "entitlements.subscriptionrecord": SubscriptionRecordFactory.create,
     "entitlements.purchase": PurchaseFactory.create,
     "entitlements.revenueentry": RevenueEntryFactory.create,
+    "entitlements.notificationendpoint": NotificationEndpointFactory.create,
+    "entitlements.notification": _notification_with_an_attempt,
+    "entitlements.delivery": _delivery_with_an_attempt,
     "common.auditlog": AuditLogFactory.create,
     "webhooks.processorevent": ProcessorEventFactory.create,
     "webhooks.replayrun": ReplayRunFactory.create,

@@ -15,6 +15,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from apps.catalog.models import CatalogProduct
 from apps.checkout.models import CheckoutSession, Invoice
 from apps.entitlements.grants import grant_create
+from apps.entitlements.notifications.models import Delivery, Notification, NotificationEndpoint
+from apps.entitlements.notifications.services import endpoint_create
 from apps.entitlements.services import revenue_payment_record
 from apps.reconciliation.models import Discrepancy
 from apps.webhooks.replays import replay_run
@@ -35,6 +37,8 @@ pytestmark = pytest.mark.django_db
 # Routes that are not about a project's objects. scheduler-health reports the service's periodic
 # jobs, the same for every `ops` key: it holds no project's data.
 NOT_TENANT_SCOPED = {"metrics-alias", "whoami", "webhooks-stripe", "webhooks-stripe-alias", "scheduler-health"}
+# The fulfillment worker's health and metrics: the service's one worker, the same for every `ops` key.
+NOT_TENANT_SCOPED |= {"fulfillment-health", "fulfillment-metrics"}
 
 
 def _api_route_names() -> set[str]:
@@ -82,7 +86,14 @@ def alices_things(alice: Tenant) -> dict[str, Any]:
     )
     recon_run = ReconciliationRunFactory.create(project=project, counts={"subscription": {"checked": 12345}})
     discrepancy = DiscrepancyFactory.create(run=recon_run, stripe_id="sub_alice_drift", user_id="u1")
+    # Created after the grant: its notification would otherwise be delivered (eagerly) on commit.
+    endpoint = endpoint_create(app=alice.app, url="https://alpha.example/secret-hook", actor="test")
+    notification = Notification.objects.create(project=project, type="entitlements.updated", user_id="u1", data={})
+    Delivery.objects.create(notification=notification, endpoint=endpoint, status="failed")
     return {
+        "endpoint": endpoint.pk,
+        "endpoint_secret": endpoint.secret,
+        "notification": notification.pk,
         "project": project.pk,
         "recon_run": recon_run.pk,
         "discrepancy": discrepancy.pk,
@@ -206,6 +217,25 @@ def _cases(a: dict[str, Any]) -> dict[str, list[tuple[str, str, dict[str, Any] |
         "reconciliation-discrepancy-detail": [
             ("get", f"/api/v1/billing/reconciliation/discrepancies/{a['discrepancy']}", None, {404})
         ],
+        "notification-endpoints": [
+            ("get", f"/api/v1/apps/{a['app']}/endpoints", None, {404}),
+            ("post", f"/api/v1/apps/{a['app']}/endpoints", {"url": "https://bravo.example/hook"}, {404}),
+        ],
+        "notification-endpoint-detail": [
+            ("get", f"/api/v1/apps/{a['app']}/endpoints/{a['endpoint']}", None, {404}),
+            ("patch", f"/api/v1/apps/{a['app']}/endpoints/{a['endpoint']}", {"url": "https://bravo.example/"}, {404}),
+            ("delete", f"/api/v1/apps/{a['app']}/endpoints/{a['endpoint']}", None, {404}),
+        ],
+        "notification-endpoint-rotate-secret": [
+            ("post", f"/api/v1/apps/{a['app']}/endpoints/{a['endpoint']}/rotate_secret", {}, {404})
+        ],
+        "notification-endpoint-deliveries": [
+            ("get", f"/api/v1/apps/{a['app']}/endpoints/{a['endpoint']}/deliveries", None, {404})
+        ],
+        # Her notification's id selects nothing of bob's project (202, 0 notifications): checked below.
+        "fulfillment-replays": [
+            ("post", "/api/v1/fulfillment/replays", {"notification_ids": [a["notification"]]}, {202})
+        ],
         "reconciliation-discrepancy-resolve": [
             (
                 "post",
@@ -228,6 +258,7 @@ def test_bobs_key_reaches_none_of_alices_objects(
 ) -> None:
     api = bob.client()
     secrets = ["secret-plan", "price_alice", "evt_alice", "12345", "Secret plan", "cs_alice_hosted", "sub_alice_drift"]
+    secrets += [alices_things["endpoint_secret"], "secret-hook"]
     for name, cases in _cases(alices_things).items():
         for method, path, body, allowed in cases:
             response = (
@@ -245,6 +276,9 @@ def test_bobs_key_reaches_none_of_alices_objects(
     assert CatalogProduct.objects.get(pk=alices_things["product"]).name == "Secret plan"
     assert CheckoutSession.objects.get(pk=alices_things["hosted_session"]).status == "open"
     assert Invoice.objects.get(pk=alices_things["invoice"]).status == "open"
+    endpoint = NotificationEndpoint.objects.get(pk=alices_things["endpoint"])
+    assert (endpoint.url, endpoint.secret) == ("https://alpha.example/secret-hook", alices_things["endpoint_secret"])
+    assert Delivery.objects.get(notification_id=alices_things["notification"]).status == "failed"
     assert (
         json.loads(
             alice.client()

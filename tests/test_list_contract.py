@@ -21,6 +21,7 @@ from django.test import Client
 from djstripe.models import Price
 
 from apps.common.pagination import CURSOR_ERROR, DEFAULT_LIMIT, LIMIT_ERROR, MAX_LIMIT
+from apps.entitlements.notifications.models import Delivery, Notification, NotificationEndpoint
 from tests.conftest import Tenant
 from tests.factories import (
     CatalogProductFactory,
@@ -87,11 +88,45 @@ def _discrepancies(tenant: Tenant, count: int) -> list[Any]:
     return sorted((row.pk for row in rows), reverse=True)  # newest first
 
 
+def _notification_endpoints(tenant: Tenant, count: int) -> list[Any]:
+    # Rows, not the service: the service caps an app at 10 endpoints, and the default page is 50.
+    slug = tenant.project.slug
+    rows = [
+        NotificationEndpoint.objects.create(app=tenant.app, url=f"https://{slug}.example/{n}") for n in range(count)
+    ]
+    return sorted(row.pk for row in rows)
+
+
+def _log_endpoint(tenant: Tenant) -> NotificationEndpoint:
+    """The endpoint whose delivery log is listed (one per tenant)."""
+    endpoint, _ = NotificationEndpoint.objects.get_or_create(
+        app=tenant.app, url=f"https://{tenant.project.slug}.example/log"
+    )
+    return endpoint
+
+
+def _deliveries(tenant: Tenant, count: int) -> list[Any]:
+    endpoint = _log_endpoint(tenant)
+    notifications = Notification.objects.bulk_create(
+        Notification(project=tenant.project, type="entitlements.updated", data={}) for _ in range(count)
+    )
+    rows = Delivery.objects.bulk_create(Delivery(notification=n, endpoint=endpoint) for n in notifications)
+    return sorted((row.pk for row in rows), reverse=True)  # newest first
+
+
+def _no_params(tenant: Tenant) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class ListEndpoint:
-    path: str
+    path: str  # as the schema names it, with its path parameters
     fill: Callable[[Tenant, int], list[Any]]  # creates `count` items of the tenant, answers their keys in order
     key: str  # the field of a result that fill() answered
+    params: Callable[[Tenant], dict[str, Any]] = _no_params  # the path's parameters for a tenant
+
+    def url(self, tenant: Tenant) -> str:
+        return self.path.format(**self.params(tenant))
 
 
 LIST_ENDPOINTS: dict[str, ListEndpoint] = {
@@ -102,6 +137,15 @@ LIST_ENDPOINTS: dict[str, ListEndpoint] = {
     "reconciliation_run_list": ListEndpoint("/api/v1/billing/reconciliation/runs", _reconciliation_runs, "id"),
     "reconciliation_discrepancy_list": ListEndpoint(
         "/api/v1/billing/reconciliation/discrepancies", _discrepancies, "id"
+    ),
+    "notification_endpoint_list": ListEndpoint(
+        "/api/v1/apps/{app_id}/endpoints", _notification_endpoints, "id", lambda t: {"app_id": t.app.pk}
+    ),
+    "notification_endpoint_delivery_list": ListEndpoint(
+        "/api/v1/apps/{app_id}/endpoints/{endpoint_id}/deliveries",
+        _deliveries,
+        "id",
+        lambda t: {"app_id": t.app.pk, "endpoint_id": _log_endpoint(t).pk},
     ),
 }
 
@@ -173,7 +217,7 @@ def _b64(text: str) -> str:
 @endpoints
 @pytest.mark.parametrize("limit", ["0", "201", "abc", "-1", "1.0", "", " 5", "0005000", "9" * 5000])
 def test_a_limit_out_of_bounds_is_400(alice: Tenant, endpoint: ListEndpoint, limit: str) -> None:
-    response = alice.client().get(endpoint.path, {"limit": limit})
+    response = alice.client().get(endpoint.url(alice), {"limit": limit})
     assert response.status_code == 400
     assert response.json() == {"limit": [LIMIT_ERROR]}
 
@@ -197,14 +241,14 @@ def test_a_limit_out_of_bounds_is_400(alice: Tenant, endpoint: ListEndpoint, lim
     ],
 )
 def test_a_malformed_cursor_is_400(alice: Tenant, endpoint: ListEndpoint, cursor: str) -> None:
-    response = alice.client().get(endpoint.path, {"cursor": cursor})
+    response = alice.client().get(endpoint.url(alice), {"cursor": cursor})
     assert response.status_code == 400
     assert response.json() == {"cursor": [CURSOR_ERROR]}
 
 
 def test_a_cursor_position_the_sort_key_cannot_hold_is_400(alice: Tenant) -> None:
     # Products are sorted by their integer id: a forged position that is not one is refused, not a 500.
-    response = alice.client().get(LIST_ENDPOINTS["product_list"].path, {"cursor": _b64("p=abc")})
+    response = alice.client().get(LIST_ENDPOINTS["product_list"].url(alice), {"cursor": _b64("p=abc")})
     assert response.status_code == 400
     assert response.json() == {"cursor": [CURSOR_ERROR]}
 
@@ -213,10 +257,10 @@ def test_a_cursor_position_the_sort_key_cannot_hold_is_400(alice: Tenant) -> Non
 def test_the_smallest_and_the_largest_limit_are_accepted(alice: Tenant, endpoint: ListEndpoint) -> None:
     keys = endpoint.fill(alice, 3)
     api = alice.client()
-    one = api.get(endpoint.path, {"limit": "1"})
+    one = api.get(endpoint.url(alice), {"limit": "1"})
     assert one.status_code == 200
     assert [r[endpoint.key] for r in one.json()["results"]] == keys[:1] and one.json()["next_cursor"]
-    most = api.get(endpoint.path, {"limit": str(MAX_LIMIT)})
+    most = api.get(endpoint.url(alice), {"limit": str(MAX_LIMIT)})
     assert most.status_code == 200
     assert most.json() == {"results": most.json()["results"], "next_cursor": None}
     assert [r[endpoint.key] for r in most.json()["results"]] == keys
@@ -225,9 +269,9 @@ def test_the_smallest_and_the_largest_limit_are_accepted(alice: Tenant, endpoint
 @endpoints
 def test_the_default_page_is_fifty(alice: Tenant, endpoint: ListEndpoint) -> None:
     keys = endpoint.fill(alice, DEFAULT_LIMIT + 1)
-    body = alice.client().get(endpoint.path).json()
+    body = alice.client().get(endpoint.url(alice)).json()
     assert [r[endpoint.key] for r in body["results"]] == keys[:DEFAULT_LIMIT]
-    rest = alice.client().get(endpoint.path, {"cursor": body["next_cursor"]}).json()
+    rest = alice.client().get(endpoint.url(alice), {"cursor": body["next_cursor"]}).json()
     assert [r[endpoint.key] for r in rest["results"]] == keys[DEFAULT_LIMIT:] and rest["next_cursor"] is None
 
 
@@ -241,7 +285,7 @@ def test_walking_the_pages_sees_every_item_once_and_ends_with_null(
     api, seen, pages, cursor = alice.client(), [], 0, None
     while True:
         query = {"limit": str(limit)} | ({"cursor": cursor} if cursor else {})
-        response = api.get(endpoint.path, query)
+        response = api.get(endpoint.url(alice), query)
         assert response.status_code == 200
         body = response.json()
         assert set(body) == {"results", "next_cursor"}
@@ -258,4 +302,4 @@ def test_walking_the_pages_sees_every_item_once_and_ends_with_null(
 
 @endpoints
 def test_an_empty_list_is_one_page(alice: Tenant, endpoint: ListEndpoint) -> None:
-    assert alice.client().get(endpoint.path).json() == {"results": [], "next_cursor": None}
+    assert alice.client().get(endpoint.url(alice)).json() == {"results": [], "next_cursor": None}

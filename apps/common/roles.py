@@ -14,6 +14,8 @@ Each admin action checks a permission (its `permissions=[...]`, see the apps' ad
   run a periodic job or recovery now     common.run_job
   issue / revoke an API key              projects.add_apikey / projects.change_apikey
   export CSV                             common.export_data
+  rotate / enable / disable an endpoint  entitlements.change_notificationendpoint
+  replay notifications / deliveries      entitlements.change_notification / entitlements.change_delivery
 """
 
 from __future__ import annotations
@@ -67,9 +69,14 @@ ROLES: dict[str, tuple[str, ...]] = {
         "entitlements.view_purchase",
         "entitlements.view_subscriptionrecord",
         "webhooks.view_processorevent",
+        # The apps' notification endpoints (never their secrets) and what was sent to them.
+        "entitlements.view_notificationendpoint",
+        "entitlements.view_notification",
+        "entitlements.view_delivery",
         "common.view_auditlog",
     ),
-    # Runs the machinery: replays, reconciliation runs, periodic jobs and their schedules, API keys.
+    # Runs the machinery: replays, reconciliation runs, periodic jobs and their schedules, API keys,
+    # notification endpoints.
     # No money rows, no discrepancy resolves.
     OPS: (
         "projects.view_project",
@@ -80,6 +87,15 @@ ROLES: dict[str, tuple[str, ...]] = {
         "webhooks.view_processorevent",
         "webhooks.change_processorevent",  # replay
         "webhooks.view_replayrun",
+        # The apps' notification endpoints: added, changed, rotated, deleted; notifications replayed.
+        "entitlements.view_notificationendpoint",
+        "entitlements.add_notificationendpoint",
+        "entitlements.change_notificationendpoint",  # also rotate, enable, disable
+        "entitlements.delete_notificationendpoint",
+        "entitlements.view_notification",
+        "entitlements.change_notification",  # replay (the rows stay read-only)
+        "entitlements.view_delivery",
+        "entitlements.change_delivery",  # replay
         "reconciliation.view_reconciliationrun",
         "reconciliation.run_reconciliation",
         "reconciliation.view_synccursor",

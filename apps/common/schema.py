@@ -313,11 +313,14 @@ def add_retry_after(result: dict[str, Any], generator: Any, request: Any, public
 
 
 def add_location_to_accepted(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """A POSTPROCESSING_HOOK: every 202 (long work handed to a worker) carries the run's URL in `Location`."""
+    """A POSTPROCESSING_HOOK: a 202 that starts a run (long work handed to a worker, whose body has the
+    run's `url`) carries that URL in `Location`. A 202 without a run (a notification replay: deliveries
+    queued, nothing to poll) has no such header."""
+    schemas = result.get("components", {}).get("schemas", {})
     for item in result["paths"].values():
         for operation in item.values():
             answer = operation.get("responses", {}).get("202")
-            if answer is not None:
+            if answer is not None and _has_url(answer, schemas):
                 answer["headers"] = {
                     "Location": {
                         "schema": {"type": "string"},
@@ -325,3 +328,12 @@ def add_location_to_accepted(result: dict[str, Any], generator: Any, request: An
                     }
                 }
     return result
+
+
+def _has_url(answer: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether a response's JSON body (its schema, followed through one $ref) has a `url` property."""
+    schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = schemas.get(ref.rsplit("/", 1)[1], {})
+    return "url" in schema.get("properties", {})

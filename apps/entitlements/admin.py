@@ -18,6 +18,7 @@ from apps.common.admin_evidence import EvidenceAdmin, ReadOnlyAdmin
 from apps.common.admin_export import CsvExportMixin
 from apps.entitlements import grants
 from apps.entitlements.models import Entitlement, Grant, Purchase, RevenueEntry, SubscriptionRecord
+from apps.entitlements.notifications import admin as notifications_admin  # noqa: F401 - registers its admins
 
 
 class GrantForm(forms.ModelForm):  # type: ignore[type-arg]

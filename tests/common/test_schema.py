@@ -73,6 +73,7 @@ def test_every_operation_declares_every_status_it_can_answer_with_its_body(clien
         "invoice_checkout_create",
         "billing_session_regenerate",
         "reconciliation_run_create",
+        "notification_endpoint_create",
     }
     # catalog_sync answers 202 before any Stripe call: its worker meets Stripe, not the request.
     stripe_callers = {"checkout_session_create", "portal_session_create"}
@@ -110,6 +111,7 @@ def test_the_idempotency_key_header_is_declared_where_it_is_honoured(client: Cli
         "invoice_checkout_create",
         "billing_session_regenerate",
         "reconciliation_run_create",
+        "notification_endpoint_create",
     }
 
 

@@ -44,7 +44,7 @@ if full_form():
 else:
     MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "4"))
     PHASES = "examples,fuzzing"
-OPERATIONS = 40  # every operation: 38 keyed ones and the webhook's two paths (tests/test_schemathesis.py)
+OPERATIONS = 50  # every operation: 48 keyed ones and the webhook's two paths (tests/test_schemathesis.py)
 _STATUS_LINE = re.compile(r'^django_http_responses_total_by_status_total\{status="(\d+)"\} ([0-9.e+]+)$', re.M)
 
 
