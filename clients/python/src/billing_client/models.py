@@ -141,7 +141,7 @@ class Grant:
 class Notification:
     """A verified notification and what the client did with it.
 
-    `outcome`: applied (the cache took it), stale (an equal or newer version was cached), duplicate
+    `outcome`: applied (the cache took it), stale (a newer version was cached), duplicate
     (this id was handled already), other_project (not this client's project), unhandled (a type the
     client does not act on: it is still returned, for the application's own handling).
     """
