@@ -96,13 +96,15 @@ def test_without_endpoints_no_rows_are_written_but_versions_still_grow(labs: Ten
     assert Notification.objects.get().data["version"] == 3
 
 
-def test_only_enabled_endpoints_of_active_apps_that_want_the_type_get_a_delivery(labs: Tenant, bob: Tenant) -> None:
+def test_endpoints_of_active_apps_that_want_the_type_get_a_delivery_disabled_ones_held(
+    labs: Tenant, bob: Tenant
+) -> None:
     wanted = _endpoint(labs)
     typed = _endpoint(labs, url="https://alpha.example/typed", event_types=[ENTITLEMENTS_UPDATED])
     NotificationEndpoint.objects.create(
         app=labs.app, url="https://alpha.example/invoices", event_types=["invoice.paid"]
     )
-    _endpoint(labs, url="https://alpha.example/off", enabled=False)
+    paused = _endpoint(labs, url="https://alpha.example/off", enabled=False)
     retired, _ = app_create(project=labs.project, name="retired", scopes=[])
     services.endpoint_create(app=retired, url="https://alpha.example/retired", actor="test")
     retired.active = False
@@ -111,9 +113,11 @@ def test_only_enabled_endpoints_of_active_apps_that_want_the_type_get_a_delivery
 
     _grant(labs)
     notification = Notification.objects.get()
+    # The paused endpoint's delivery waits, pending, for it to be enabled again (not claimed meanwhile).
     assert set(Delivery.objects.filter(notification=notification).values_list("endpoint_id", flat=True)) == {
         wanted.pk,
         typed.pk,
+        paused.pk,
     }
 
 

@@ -89,8 +89,13 @@ def entitlement_versions_bump(*, project: Project, user_ids: Sequence[str]) -> d
 
 
 def subscribed_endpoints(*, project: Project, notification_type: str) -> list[NotificationEndpoint]:
-    """The enabled endpoints of the project's active apps that want this type."""
-    endpoints = NotificationEndpoint.objects.filter(app__project=project, app__active=True, enabled=True)
+    """The endpoints of the project's active apps that want this type, disabled ones included.
+
+    A disabled endpoint's deliveries are held (pending, not claimed) until it is enabled again, or
+    failed when their retry window ends: pausing an endpoint, or the service disabling it after a
+    day of failures, loses nothing that changed meanwhile.
+    """
+    endpoints = NotificationEndpoint.objects.filter(app__project=project, app__active=True)
     return [endpoint for endpoint in endpoints if endpoint.wants(notification_type)]
 
 
