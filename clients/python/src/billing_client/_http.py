@@ -98,22 +98,10 @@ class HttpSession:
 
     def post(self, path: str, body: Mapping[str, Any], *, idempotency_key: str | None, repeatable: bool = False) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._send(
-            "POST", path, params=None, json=body, headers=headers, retry_safe=repeatable or bool(idempotency_key)
-        )
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int] | None,
-        json: Mapping[str, Any] | None,
-        headers: Mapping[str, str],
-        retry_safe: bool,
-    ) -> Any:
         return self.parsed(
-            self._send_response(method, path, params=params, json=json, headers=headers, retry_safe=retry_safe)
+            self._send_response(
+                "POST", path, params=None, json=body, headers=headers, retry_safe=repeatable or bool(idempotency_key)
+            )
         )
 
     def _send_response(
