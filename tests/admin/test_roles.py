@@ -20,6 +20,7 @@ from apps.common.models import AuditLog
 from apps.common.roles import DEMO_ROLE_PASSWORDS, FINANCE, OPS, ROLES, SUPPORT, demo_role_users_create, roles_install
 from apps.entitlements.models import Grant
 from apps.reconciliation.models import Discrepancy
+from tests.admin.role_clients import actions_offered, as_role
 from tests.conftest import Tenant
 from tests.factories import (
     ApiKeyFactory,
@@ -120,20 +121,6 @@ def _roles(db: None) -> None:
     roles_install()
 
 
-def _as(client: Client, role: str) -> Client:
-    user = get_user_model().objects.create_user(f"{role}-tester", f"{role}@example.invalid", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return client
-
-
-def _offered(client: Client, url: str) -> set[str]:
-    response = client.get(url)
-    assert response.status_code == 200, url
-    form = response.context["action_form"]
-    return set(dict(form.fields["action"].choices)) - {""} if form is not None else set()
-
-
 def _post_action(client: Client, url: str, action: str, pk: int) -> int:
     response = client.post(url, {"action": action, "_selected_action": [pk], "index": 0, "reason": "test"})
     return int(response.status_code)
@@ -172,7 +159,7 @@ def test_install_roles_puts_back_what_was_changed_by_hand() -> None:
 
 @pytest.mark.parametrize("role", [FINANCE, SUPPORT, OPS])
 def test_each_role_opens_its_pages_and_is_refused_the_others(client: Client, role: str) -> None:
-    staff = _as(client, role)
+    staff = as_role(client, role)
     allowed, refused = PAGES[role]
     assert {path: staff.get(A + path).status_code for path in allowed} == dict.fromkeys(allowed, 200)
     assert {path: staff.get(A + path).status_code for path in refused} == dict.fromkeys(refused, 403)
@@ -182,9 +169,9 @@ def test_each_role_opens_its_pages_and_is_refused_the_others(client: Client, rol
 
 
 def test_finance_voids_invoices_and_resolves_discrepancies_but_cannot_replay(client: Client, alice: Tenant) -> None:
-    staff = _as(client, FINANCE)
-    assert {"void_selected", "mark_uncollectible_selected"} <= _offered(staff, A + "checkout/invoice/")
-    assert {"accept_stripe_selected", "keep_local_selected", "ignore_selected"} <= _offered(
+    staff = as_role(client, FINANCE)
+    assert {"void_selected", "mark_uncollectible_selected"} <= actions_offered(staff, A + "checkout/invoice/")
+    assert {"accept_stripe_selected", "keep_local_selected", "ignore_selected"} <= actions_offered(
         staff, A + "reconciliation/discrepancy/"
     )
     invoice = InvoiceFactory.create(customer__project=alice.project)
@@ -200,10 +187,10 @@ def test_finance_voids_invoices_and_resolves_discrepancies_but_cannot_replay(cli
 
 
 def test_support_grants_revokes_and_regenerates_but_cannot_void(client: Client, alice: Tenant) -> None:
-    staff = _as(client, SUPPORT)
-    assert "revoke" in _offered(staff, A + "entitlements/grant/")
-    assert "regenerate_selected" in _offered(staff, A + "checkout/checkoutsession/")
-    invoice_actions = _offered(staff, A + "checkout/invoice/")
+    staff = as_role(client, SUPPORT)
+    assert "revoke" in actions_offered(staff, A + "entitlements/grant/")
+    assert "regenerate_selected" in actions_offered(staff, A + "checkout/checkoutsession/")
+    invoice_actions = actions_offered(staff, A + "checkout/invoice/")
     assert not invoice_actions & {"void_selected", "mark_uncollectible_selected"}
 
     invoice = InvoiceFactory.create(customer__project=alice.project)
@@ -217,9 +204,9 @@ def test_support_grants_revokes_and_regenerates_but_cannot_void(client: Client, 
 
 def test_support_cannot_see_api_keys_and_no_one_sees_a_key_digest(client: Client, alice: Tenant) -> None:
     key = ApiKeyFactory.create(app=alice.app)
-    assert _as(client, SUPPORT).get(f"{A}projects/apikey/{key.pk}/change/").status_code == 403
+    assert as_role(client, SUPPORT).get(f"{A}projects/apikey/{key.pk}/change/").status_code == 403
     client.logout()
-    ops = _as(client, OPS)
+    ops = as_role(client, OPS)
     page = ops.get(f"{A}projects/apikey/{key.pk}/change/")
     assert page.status_code == 200
     assert key.digest not in page.content.decode()
@@ -230,15 +217,15 @@ def test_support_cannot_see_api_keys_and_no_one_sees_a_key_digest(client: Client
 
 
 def test_ops_replays_runs_jobs_and_reconciliations_but_cannot_resolve(client: Client, alice: Tenant) -> None:
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     ProcessorEventFactory.create()
     JobPolicyFactory.create()
     ReconciliationRunFactory.create(project=alice.project)
-    assert "replay_selected" in _offered(staff, A + "webhooks/processorevent/")
-    assert "run_now" in _offered(staff, A + "common/jobpolicy/")
-    assert "run_again" in _offered(staff, A + "reconciliation/reconciliationrun/")
-    assert "revoke" in _offered(staff, A + "projects/apikey/")
-    assert "issue_key" in _offered(staff, A + "projects/app/")
+    assert "replay_selected" in actions_offered(staff, A + "webhooks/processorevent/")
+    assert "run_now" in actions_offered(staff, A + "common/jobpolicy/")
+    assert "run_again" in actions_offered(staff, A + "reconciliation/reconciliationrun/")
+    assert "revoke" in actions_offered(staff, A + "projects/apikey/")
+    assert "issue_key" in actions_offered(staff, A + "projects/app/")
 
     discrepancy = DiscrepancyFactory.create(project=alice.project, run__project=alice.project)
     assert _post_action(staff, A + "reconciliation/discrepancy/", "ignore_selected", discrepancy.pk) == 403
@@ -254,12 +241,12 @@ def test_the_audit_log_is_read_only_for_everyone(client: Client, alice: Tenant, 
     if role == "superuser":
         client.force_login(get_user_model().objects.create_superuser("root", "root@example.invalid", "pw"))
     else:
-        _as(client, role)
+        as_role(client, role)
     entry = AuditLogFactory.create(project=alice.project)
     assert client.get(f"{A}common/auditlog/").status_code == 200
     assert client.get(f"{A}common/auditlog/add/").status_code == 403
     assert client.get(f"{A}common/auditlog/{entry.pk}/delete/").status_code == 403
-    assert "delete_selected" not in _offered(client, f"{A}common/auditlog/")
+    assert "delete_selected" not in actions_offered(client, f"{A}common/auditlog/")
     page = client.get(f"{A}common/auditlog/{entry.pk}/change/")
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     client.post(f"{A}common/auditlog/{entry.pk}/change/", {"actor": "someone else"})
@@ -267,7 +254,7 @@ def test_the_audit_log_is_read_only_for_everyone(client: Client, alice: Tenant, 
 
 
 def test_the_audit_log_filters_by_actor_action_and_object(client: Client, alice: Tenant) -> None:
-    _as(client, SUPPORT)
+    as_role(client, SUPPORT)
     mine = AuditLogFactory.create(project=alice.project, actor="admin:carol", action="grant.create", target="grant #7")
     other = AuditLogFactory.create(project=alice.project, actor="app:demo", action="grant.revoke", target="grant #8")
 

@@ -10,8 +10,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
@@ -19,6 +17,7 @@ from apps.common.models import AuditLog
 from apps.common.roles import FINANCE, OPS, SUPPORT, roles_install
 from apps.entitlements.notifications import services
 from apps.entitlements.notifications.models import Delivery, DeliveryAttempt, Notification, NotificationEndpoint
+from tests.admin.role_clients import actions_offered, as_role
 from tests.conftest import Tenant
 
 pytestmark = pytest.mark.django_db
@@ -33,20 +32,6 @@ HOOK = "https://alpha.example/hooks/billing"
 @pytest.fixture(autouse=True)
 def _roles(db: None) -> None:
     roles_install()
-
-
-def _as(client: Client, role: str) -> Client:
-    user = get_user_model().objects.create_user(f"{role}-tester", f"{role}@example.invalid", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return client
-
-
-def _offered(client: Client, url: str) -> set[str]:
-    response = client.get(url)
-    assert response.status_code == 200, url
-    form = response.context["action_form"]
-    return set(dict(form.fields["action"].choices)) - {""} if form is not None else set()
 
 
 def _action(client: Client, url: str, action: str, pk: Any, **extra: str) -> Any:
@@ -80,7 +65,7 @@ def _secrets_of(endpoint: NotificationEndpoint) -> list[str]:
 
 
 def test_ops_adds_an_endpoint_and_sees_its_secret_once(client: Client, alice: Tenant) -> None:
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     response = staff.post(
         ENDPOINTS + "add/",
         {"app": alice.app.pk, "url": HOOK, "event_types": ["entitlements.updated"], "enabled": "on", "_save": "1"},
@@ -102,7 +87,7 @@ def test_ops_adds_an_endpoint_and_sees_its_secret_once(client: Client, alice: Te
 
 def test_the_add_form_refuses_what_the_api_refuses(client: Client, alice: Tenant, settings: Any) -> None:
     settings.NOTIFICATION_ALLOW_HTTP = False
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     response = staff.post(ENDPOINTS + "add/", {"app": alice.app.pk, "url": "http://alpha.example/hook", "_save": "1"})
     assert response.status_code == 200
     assert "Must be an https URL" in response.content.decode()
@@ -116,7 +101,7 @@ def test_the_add_form_refuses_what_the_api_refuses(client: Client, alice: Tenant
 def test_ops_rotates_a_secret_and_sees_the_new_one_once(client: Client, alice: Tenant) -> None:
     endpoint = _endpoint(alice)
     old = endpoint.secret
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     response = _action(staff, ENDPOINTS, "rotate_secret", endpoint.pk)
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.previous_secret == old
@@ -129,7 +114,7 @@ def test_ops_rotates_a_secret_and_sees_the_new_one_once(client: Client, alice: T
 
 def test_ops_disables_and_enables_endpoints(client: Client, alice: Tenant) -> None:
     endpoint = _endpoint(alice)
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     _action(staff, ENDPOINTS, "disable_selected", endpoint.pk)
     endpoint.refresh_from_db()
     assert not endpoint.enabled and endpoint.disabled_reason == "Disabled by admin:ops-tester."
@@ -154,7 +139,7 @@ def test_a_disabled_endpoint_is_red_in_the_list_and_on_its_apps_page(client: Cli
         disabled_at=now,
         disabled_reason="Every delivery failed for 24 hours.",
     )
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     for page in (ENDPOINTS, f"/admin/projects/app/{alice.app.pk}/change/"):
         html = staff.get(page).content.decode()
         assert f"{HOOK}/ok" in html and f"{HOOK}/broken" in html, page
@@ -167,12 +152,12 @@ def test_support_sees_endpoints_without_secrets_and_cannot_change_them(client: C
     endpoint = _endpoint(alice)
     services.endpoint_secret_rotate(endpoint=endpoint, actor="test")
     secrets = _secrets_of(endpoint)
-    staff = _as(client, SUPPORT)
+    staff = as_role(client, SUPPORT)
     for page in (ENDPOINTS, f"{ENDPOINTS}{endpoint.pk}/change/"):
         response = staff.get(page)
         assert response.status_code == 200, page
         assert not [s for s in secrets if s in response.content.decode()], page
-    assert _offered(staff, ENDPOINTS) == set()
+    assert actions_offered(staff, ENDPOINTS) == set()
     assert staff.get(ENDPOINTS + "add/").status_code == 403
     _action(staff, ENDPOINTS, "rotate_secret", endpoint.pk)
     _action(staff, ENDPOINTS, "disable_selected", endpoint.pk)
@@ -185,7 +170,7 @@ def test_support_sees_endpoints_without_secrets_and_cannot_change_them(client: C
 def test_finance_sees_no_endpoints_notifications_or_deliveries(client: Client, alice: Tenant) -> None:
     endpoint = _endpoint(alice)
     delivery = _failed_delivery(alice, endpoint)
-    staff = _as(client, FINANCE)
+    staff = as_role(client, FINANCE)
     for page in (ENDPOINTS, NOTIFICATIONS, DELIVERIES, f"{NOTIFICATIONS}{delivery.notification_id}/change/"):
         assert staff.get(page).status_code == 403, page
     response = staff.post(
@@ -198,7 +183,7 @@ def test_finance_sees_no_endpoints_notifications_or_deliveries(client: Client, a
 
 def test_deleting_an_endpoint_in_the_admin_is_audited(client: Client, alice: Tenant) -> None:
     endpoint = _endpoint(alice)
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     response = staff.post(f"{ENDPOINTS}{endpoint.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not NotificationEndpoint.objects.exists()
@@ -212,8 +197,8 @@ def test_ops_replays_a_notification_with_a_reason_and_it_is_audited(client: Clie
     endpoint = _endpoint(alice)
     delivery = _failed_delivery(alice, endpoint)
     later = _endpoint(alice, f"{HOOK}/later")
-    staff = _as(client, OPS)
-    assert "replay_selected" in _offered(staff, NOTIFICATIONS)
+    staff = as_role(client, OPS)
+    assert "replay_selected" in actions_offered(staff, NOTIFICATIONS)
     asked = _action(staff, NOTIFICATIONS, "replay_selected", delivery.notification_id)
     assert "reason" in asked.content.decode().lower()
     delivery.refresh_from_db()
@@ -229,7 +214,7 @@ def test_ops_replays_a_notification_with_a_reason_and_it_is_audited(client: Clie
 
 def test_ops_replays_a_delivery(client: Client, alice: Tenant) -> None:
     delivery = _failed_delivery(alice, _endpoint(alice))
-    staff = _as(client, OPS)
+    staff = as_role(client, OPS)
     _action(staff, DELIVERIES, "replay_selected", delivery.pk, reason="one more time")
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.attempts == 1
@@ -238,8 +223,8 @@ def test_ops_replays_a_delivery(client: Client, alice: Tenant) -> None:
 
 def test_support_reads_notifications_and_deliveries_but_cannot_replay(client: Client, alice: Tenant) -> None:
     delivery = _failed_delivery(alice, _endpoint(alice))
-    staff = _as(client, SUPPORT)
-    assert _offered(staff, NOTIFICATIONS) == set() and _offered(staff, DELIVERIES) == set()
+    staff = as_role(client, SUPPORT)
+    assert actions_offered(staff, NOTIFICATIONS) == set() and actions_offered(staff, DELIVERIES) == set()
     _action(staff, NOTIFICATIONS, "replay_selected", delivery.notification_id, reason="x")
     _action(staff, DELIVERIES, "replay_selected", delivery.pk, reason="x")
     delivery.refresh_from_db()
@@ -248,7 +233,7 @@ def test_support_reads_notifications_and_deliveries_but_cannot_replay(client: Cl
 
 def test_a_notification_shows_its_deliveries_with_their_attempts(client: Client, alice: Tenant) -> None:
     delivery = _failed_delivery(alice, _endpoint(alice))
-    staff = _as(client, SUPPORT)
+    staff = as_role(client, SUPPORT)
     page = staff.get(f"{NOTIFICATIONS}{delivery.notification_id}/change/")
     assert page.status_code == 200
     html = page.content.decode()
