@@ -36,7 +36,9 @@ _VERSION = OpenApiParameter(
     response=[200],
     description=(
         "The version of the user's entitlements, as carried by `entitlements.updated` notifications; it only "
-        "grows. Read before the entitlements, so the body is never older than this version."
+        "grows. Read before the entitlements, so the body is of this version or newer, except in the instant "
+        "after a change when the service's cache may still hold the previous list: a notification of the same "
+        "version is the authority for it."
     ),
 )
 
@@ -92,7 +94,8 @@ class EntitlementListApi(APIView):
     def get(self, request: Request) -> Response:
         query = validated_query(request, self.QuerySerializer)
         project_id = client_of(request).project_id
-        # First the version, then the rows: the rows are then at least that version, never older.
+        # First the version, then the rows: the rows are then at least that version, but for the instant
+        # between a change's commit and its cache invalidation (the SDK lets a push of that version win).
         version = selectors.entitlement_version(project_id=project_id, user_id=query["user_id"])
         rows = selectors.entitlement_list(
             project_id=project_id,
