@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.db.models import Model
 from django.test import Client, RequestFactory
@@ -46,7 +47,9 @@ def test_every_registered_model_has_a_row_factory_or_a_stated_exemption() -> Non
 
 
 def _url(model: type[Model], view: str, *args: Any) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+    # quote(), as the admin's own links: a text key such as "ntf_22..." would otherwise be read back as
+    # 'ntf"...' (the admin's unquote turns "_22" into a double quote) and its page would not be found.
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=[quote(a) for a in args])
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda model: model._meta.label_lower)

@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.test import Client
 from django.utils import timezone
 
@@ -171,7 +172,7 @@ def test_finance_sees_no_endpoints_notifications_or_deliveries(client: Client, a
     endpoint = _endpoint(alice)
     delivery = _failed_delivery(alice, endpoint)
     staff = as_role(client, FINANCE)
-    for page in (ENDPOINTS, NOTIFICATIONS, DELIVERIES, f"{NOTIFICATIONS}{delivery.notification_id}/change/"):
+    for page in (ENDPOINTS, NOTIFICATIONS, DELIVERIES, f"{NOTIFICATIONS}{quote(delivery.notification_id)}/change/"):
         assert staff.get(page).status_code == 403, page
     response = staff.post(
         NOTIFICATIONS, {"action": "replay_selected", "_selected_action": [delivery.notification_id], "reason": "x"}
@@ -234,7 +235,7 @@ def test_support_reads_notifications_and_deliveries_but_cannot_replay(client: Cl
 def test_a_notification_shows_its_deliveries_with_their_attempts(client: Client, alice: Tenant) -> None:
     delivery = _failed_delivery(alice, _endpoint(alice))
     staff = as_role(client, SUPPORT)
-    page = staff.get(f"{NOTIFICATIONS}{delivery.notification_id}/change/")
+    page = staff.get(f"{NOTIFICATIONS}{quote(delivery.notification_id)}/change/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "bad gateway here" in html and "502" in html and "87 ms" in html and HOOK in html
@@ -245,3 +246,18 @@ def test_a_notification_shows_its_deliveries_with_their_attempts(client: Client,
     assert "bad gateway here" in detail
     assert staff.get(DELIVERIES, {"status__exact": "failed"}).context["cl"].result_count == 1
     assert staff.get(DELIVERIES, {"status__exact": "pending"}).context["cl"].result_count == 0
+
+
+def test_a_notification_whose_id_reads_like_an_admin_escape_opens_from_its_list(client: Client, alice: Tenant) -> None:
+    # "_22" is the admin's escape for a double quote: a hand-built URL with this id finds nothing; the
+    # list's own link (quoted) must find it.
+    notification = Notification.objects.create(
+        id="ntf_22" + "0" * 22, project=alice.project, type="entitlements.updated", user_id="u1", data={}
+    )
+    staff = as_role(client, SUPPORT)
+    listing = staff.get(NOTIFICATIONS).content.decode()
+    link = f"{NOTIFICATIONS}{quote(notification.pk)}/change/"
+    assert link in listing
+    page = staff.get(link)
+    assert page.status_code == 200
+    assert page.context["original"].pk == notification.pk
