@@ -262,28 +262,18 @@ class PrivateCluster:
     def url(self, database: str) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
+    def _psql_command(self, database: str) -> list[str]:
+        """psql on this cluster's database, quiet, stopping at the first error, no ~/.psqlrc."""
+        return [
+            str(self.bindir / "psql"),
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database),
+            *("-v", "ON_ERROR_STOP=1", "-X", "-q"),
+        ]
+
     def psql(self, database: str, sql: str) -> str:
         """Runs `sql` (ON_ERROR_STOP) and returns its unaligned, tuples-only output."""
         done = subprocess.run(  # noqa: S603
-            [
-                str(self.bindir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-c",
-                sql,
-            ],
+            [*self._psql_command(database), "-A", "-t", "-c", sql],
             capture_output=True,
             text=True,
             timeout=60,
@@ -327,21 +317,7 @@ class PrivateCluster:
         if dump.returncode != 0:
             raise AssertionError(f"pg_dump exited {dump.returncode}: {dump.stderr.decode(errors='replace')[-2000:]}")
         load = subprocess.run(  # noqa: S603
-            [
-                str(self.bindir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                name,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-X",
-                "-q",
-            ],
+            self._psql_command(name),
             input=dump.stdout,
             capture_output=True,
             timeout=120,
